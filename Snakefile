@@ -1,0 +1,22 @@
+# cowboy: Tables 1-2 and Figures 1-7 of "Defending Against Adversarial Attacks by Leveraging
+# an Entire GAN". Wiring only; the algorithms live in cowboy_core.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/quick.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/attack.smk"
+include: "rules/detect.smk"
+include: "rules/clean.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        all_targets(),

@@ -1,0 +1,21 @@
+"""cowboy: detect adversarial inputs with a GAN's discriminator and clean them with G and D.
+
+Santhanam & Grnarova, "Defending Against Adversarial Attacks by Leveraging an Entire GAN".
+Importing this package does not import Snakemake.
+"""
+
+from .cleaning import CleaningResult, Cowboy, Method, Optimizer, fold_batchnorm
+from .data import DatasetName
+from .attacks import AttackName, AttackSpec
+
+__all__ = [
+    "AttackName",
+    "AttackSpec",
+    "CleaningResult",
+    "Cowboy",
+    "DatasetName",
+    "Method",
+    "Optimizer",
+    "fold_batchnorm",
+]
+__version__ = "0.1.0"

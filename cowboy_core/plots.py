@@ -1,0 +1,118 @@
+"""The paper's figures, drawn with matplotlib (Agg) and written atomically as PNG."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from .io import atomic_path  # noqa: E402
+
+
+def save_figure(figure: Figure, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(figure)
+
+
+def image_grid(images: torch.Tensor, columns: int = 8) -> np.ndarray:
+    """Tile (N, C, H, W) images in [-1, 1] into one (rows*H, columns*W[, C]) array in [0, 1]."""
+    x = images.detach().float().cpu().clamp(-1, 1).add(1).div(2)
+    n, c, h, w = x.shape
+    columns = max(1, min(columns, n))
+    rows = -(-n // columns)
+    canvas = torch.ones(c, rows * (h + 2), columns * (w + 2))
+    for i in range(n):
+        r, col = divmod(i, columns)
+        canvas[:, r * (h + 2) + 1 : r * (h + 2) + 1 + h, col * (w + 2) + 1 : col * (w + 2) + 1 + w] = x[i]
+    array = canvas.permute(1, 2, 0).numpy()
+    return array[..., 0] if c == 1 else array
+
+
+def score_violins(scores: pd.DataFrame) -> Figure:
+    """Figure 3: D-scores of real test inputs and of each attack, one panel per dataset."""
+    datasets = list(dict.fromkeys(scores["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.6), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        sub = scores[scores["dataset"] == dataset]
+        sources = list(dict.fromkeys(sub["source"]))
+        data = [sub[sub["source"] == s]["d_score"].to_numpy() for s in sources]
+        ax.violinplot(data, showmedians=True)
+        ax.set_xticks(range(1, len(sources) + 1), sources)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(dataset)
+        ax.set_ylabel("D(x)")
+    fig.suptitle("Figure 3: discriminator scores, real vs adversarial")
+    return fig
+
+
+def grids_figure(panels: Sequence[tuple[str, torch.Tensor]], title: str, columns: int = 8) -> Figure:
+    """Rows of image grids with labels (Figures 4 and 5)."""
+    fig, axes = plt.subplots(len(panels), 1, figsize=(columns * 0.9, 1.4 * len(panels) + 0.6),
+                             squeeze=False)
+    for ax, (label, images) in zip(axes[:, 0], panels, strict=True):
+        grid = image_grid(images, columns)
+        ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=1)
+        ax.set_title(label, fontsize=9)
+        ax.axis("off")
+    fig.suptitle(title)
+    return fig
+
+
+def gan_quality_cleaning(curves: pd.DataFrame) -> Figure:
+    """Figure 6: cleaned accuracy against GAN training steps, one line per cleaning-step count."""
+    datasets = list(dict.fromkeys(curves["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.6), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        sub = curves[curves["dataset"] == dataset]
+        for steps, line in sub.groupby("steps"):
+            ax.errorbar(line["ckpt"], line["accuracy"],
+                        yerr=[line["accuracy"] - line["ci_low"], line["ci_high"] - line["accuracy"]],
+                        marker="o", capsize=2, label=f"{steps} cleaning steps")
+        ax.set_xlabel("GAN training steps")
+        ax.set_ylabel("accuracy after cleaning")
+        ax.set_title(dataset)
+        ax.legend(fontsize=7)
+    fig.suptitle("Figure 6: effect of GAN quality on cleaning")
+    return fig
+
+
+def gan_quality_detection(means: pd.DataFrame) -> Figure:
+    """Figure 7: mean D-score of real and adversarial inputs against GAN training steps."""
+    datasets = list(dict.fromkeys(means["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.6), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        sub = means[means["dataset"] == dataset]
+        for source, line in sub.groupby("source"):
+            ax.plot(line["ckpt"], line["d_score"], marker="o", label=str(source))
+        ax.set_xlabel("GAN training steps")
+        ax.set_ylabel("mean D(x)")
+        ax.set_title(dataset)
+        ax.legend(fontsize=7)
+    fig.suptitle("Figure 7: effect of GAN quality on detection")
+    return fig
+
+
+def surface(
+    grid_x: np.ndarray, grid_y: np.ndarray, values: np.ndarray, points: np.ndarray,
+    labels: np.ndarray, title: str, colorbar: str, extra: np.ndarray | None = None,
+) -> Figure:
+    """A 2-D heat map with data points on top (Figures 1 and 2)."""
+    fig, ax = plt.subplots(figsize=(5, 4.4))
+    mesh = ax.pcolormesh(grid_x, grid_y, values, shading="auto", cmap="coolwarm", vmin=0, vmax=1)
+    fig.colorbar(mesh, ax=ax, label=colorbar)
+    ax.scatter(points[:, 0], points[:, 1], c=labels, s=3, cmap="bwr", edgecolors="none", alpha=0.6)
+    if extra is not None:
+        ax.scatter(extra[:, 0], extra[:, 1], s=5, c="k", marker="x", label="FGSM-perturbed")
+        ax.legend(loc="lower right", fontsize=7)
+    ax.set_title(title)
+    ax.set_aspect("equal")
+    return fig

@@ -1,0 +1,81 @@
+"""Entry-point plumbing for the workflow scripts: logs, seeds, threads and the device.
+
+Seeds are set here and only here, at the entry point; library functions take explicit
+seeds or generators.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+from typing import Any
+
+import numpy as np
+import torch
+
+from .io import load_tensors
+
+LOG = logging.getLogger("cowboy")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """``COWBOY_DEVICE`` (or ``name``): 'cpu', 'cuda', 'cuda:1', or 'auto' (CUDA when present).
+
+    The device is a property of the machine, not of the experiment, so it is not a config key.
+    """
+    choice = name or os.environ.get("COWBOY_DEVICE", "auto")
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(choice)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"COWBOY_DEVICE={choice} but CUDA is not available; use cpu or auto")
+    return device
+
+
+def start_job(snakemake: Any, *, seed_offset: int = 0) -> torch.device:
+    """Send stderr to the rule's log, seed, set threads; return the device."""
+    if snakemake.log:
+        os.makedirs(os.path.dirname(str(snakemake.log[0])) or ".", exist_ok=True)
+        handle = open(str(snakemake.log[0]), "a", buffering=1)  # noqa: SIM115
+        sys.stderr = handle
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", force=True)
+    seed = int(getattr(snakemake.params, "seed", 0)) + seed_offset
+    seed_everything(seed)
+    torch.set_num_threads(max(1, int(snakemake.threads)))
+    device = pick_device()
+    LOG.info("rule %s wildcards=%s device=%s threads=%s seed=%s", snakemake.rule,
+             dict(snakemake.wildcards.items()), device, snakemake.threads, seed)
+    return device
+
+
+def stable_offset(*parts: str) -> int:
+    """A seed offset derived from names (not Python's salted hash), stable across runs."""
+    value = 0
+    for ch in "/".join(parts):
+        value = (value * 131 + ord(ch)) % 1_000_003
+    return value
+
+
+def load_split(path: str, split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """Images in [-1, 1], labels and source indices of one split of a prepared dataset file."""
+    from .data import to_unit_range
+
+    tensors, meta = load_tensors(path)
+    if f"{split}_images" not in tensors:
+        raise ValueError(f"{path} has no split {split!r}; splits: train, val, test")
+    return (
+        to_unit_range(tensors[f"{split}_images"]),
+        tensors[f"{split}_labels"],
+        tensors[f"{split}_index"],
+        meta,
+    )

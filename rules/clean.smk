@@ -1,0 +1,21 @@
+# Algorithm 1 (cowboy) or the Defense-GAN baseline on one attack's images. The output is
+# named by every wildcard, so a new sigma or step count adds cleaning jobs and nothing else.
+rule clean:
+    input:
+        data="results/data/{dataset}.safetensors",
+        classifier="results/models/{dataset}/classifier.safetensors",
+        gan=gan_for_ckpt,
+        adversarial="results/attacks/{dataset}/{split}/{attack}.safetensors",
+    output:
+        table="results/clean/{dataset}/{split}/{attack}/{method}_sigma{sigma}_steps{steps}_ckpt{ckpt}.parquet",
+        grid="results/clean/{dataset}/{split}/{attack}/{method}_sigma{sigma}_steps{steps}_ckpt{ckpt}.grid.safetensors",
+    params:
+        cleaning=cleaning_params,
+        grid_images=config["figures"]["grid_images"],
+        seed=SEED,
+    log:
+        "results/logs/clean/{dataset}/{split}/{attack}/{method}_sigma{sigma}_steps{steps}_ckpt{ckpt}.log",
+    benchmark:
+        "results/benchmarks/clean/{dataset}/{split}/{attack}/{method}_sigma{sigma}_steps{steps}_ckpt{ckpt}.tsv"
+    script:
+        "../workflow_scripts/clean.py"

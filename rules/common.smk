@@ -1,0 +1,184 @@
+# Named helpers, wildcard constraints and target lists. Resources live in profiles/.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir)))
+
+from cowboy_core.config import ConfigError, format_number, load_schema, validate_config
+
+try:
+    validate_config(config, load_schema(Path(workflow.basedir) / "config" / "schema.yaml"))
+except ConfigError as err:
+    # A readable message and exit code 1, not a traceback, before any job starts.
+    sys.stderr.write(f"cowboy: {err}\n")
+    sys.exit(1)
+
+DATASETS = list(config["datasets"])
+CLEANING = config["cleaning"]
+SEED = config["seed"]
+TABLE_SIGMA = format_number(CLEANING["sigma"])
+TABLE_STEPS = CLEANING["steps"]
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS) or "none",
+    split="val|test",
+    attack="fgsm|bim|pgd|mim|vam",
+    method="cowboy|defense_gan",
+    sigma=r"[0-9.e+-]+",
+    steps=r"\d+",
+    ckpt=r"\d+",
+
+
+def gan_steps(dataset):
+    """Every GAN step saved for a dataset, ascending; the last is the trained GAN."""
+    gan = config["datasets"][dataset]["gan"]
+    return sorted(set(gan["checkpoints"]) | {gan["steps"]})
+
+
+def final_ckpt(dataset):
+    return config["datasets"][dataset]["gan"]["steps"]
+
+
+def gan_checkpoint(dataset, step):
+    return f"results/models/{dataset}/gan/step{step}.safetensors"
+
+
+def previous_gan_state(wildcards):
+    """The GAN resume state this segment starts from; none for the first segment."""
+    steps = gan_steps(wildcards.dataset)
+    here = steps.index(int(wildcards.step))
+    if here == 0:
+        return []
+    return f"results/models/{wildcards.dataset}/gan/step{steps[here - 1]}.state.pt"
+
+
+def attacks_of(dataset):
+    return list(config["datasets"][dataset]["attacks"])
+
+
+def attack_files(wildcards):
+    return expand(
+        "results/attacks/{dataset}/{split}/{attack}.safetensors",
+        dataset=wildcards.dataset,
+        split=wildcards.split,
+        attack=attacks_of(wildcards.dataset),
+    )
+
+
+def gan_for_ckpt(wildcards):
+    return gan_checkpoint(wildcards.dataset, wildcards.ckpt)
+
+
+def clean_path(dataset, split, attack, method, sigma, steps, ckpt):
+    return (
+        f"results/clean/{dataset}/{split}/{attack}/"
+        f"{method}_sigma{sigma}_steps{steps}_ckpt{ckpt}.parquet"
+    )
+
+
+def table_clean_files():
+    """Tables 1-2: every attack x method on the test split with the trained GAN."""
+    return [
+        clean_path(ds, "test", attack, method, TABLE_SIGMA, TABLE_STEPS, final_ckpt(ds))
+        for ds in DATASETS
+        for attack in attacks_of(ds)
+        for method in CLEANING["methods"]
+    ]
+
+
+def sweep_clean_files():
+    """The sigma sweep, on the validation split only (hyperparameters are chosen there)."""
+    sweep = config["sweep"]
+    return [
+        clean_path(ds, "val", attack, method, format_number(sigma), TABLE_STEPS, final_ckpt(ds))
+        for ds in DATASETS
+        for attack in sweep["attacks"]
+        for method in CLEANING["methods"]
+        for sigma in sweep["sigmas"]
+    ]
+
+
+def gan_quality_clean_files():
+    """Figure 6: cowboy cleaning with every saved GAN checkpoint."""
+    attack = config["figures"]["gan_quality_attack"]
+    return [
+        clean_path(ds, "test", attack, "cowboy", TABLE_SIGMA, TABLE_STEPS, step)
+        for ds in config["figures"]["gan_quality_datasets"]
+        for step in gan_steps(ds)
+    ]
+
+
+def score_files(split="test", every_ckpt=False):
+    files = []
+    for ds in DATASETS:
+        steps = gan_steps(ds) if every_ckpt else [final_ckpt(ds)]
+        files += [f"results/scores/{ds}/{split}/ckpt{step}.parquet" for step in steps]
+    return files
+
+
+def gan_quality_score_files():
+    """Figure 7: D-scores on real and adversarial inputs at every saved GAN checkpoint."""
+    return [
+        f"results/scores/{ds}/test/ckpt{step}.parquet"
+        for ds in config["figures"]["gan_quality_datasets"]
+        for step in gan_steps(ds)
+    ]
+
+
+def figure_targets():
+    targets = [f"results/figures/{name}.png" for name in ("fig3_scores", "fig4_lowest_real", "fig5_cleaning")]
+    if config["figures"]["gan_quality_datasets"]:
+        targets += ["results/figures/fig6_gan_quality_cleaning.png", "results/figures/fig7_gan_quality_detection.png"]
+    if config["toy"]["enabled"]:
+        targets += ["results/figures/fig1_toy_classifier.png", "results/figures/fig2_toy_discriminator.png"]
+    return targets
+
+
+def reproduction_targets():
+    repro = config.get("reproduction", {})
+    if "dataset" not in repro:
+        return []
+    ds = repro["dataset"].replace("_", "-")
+    return [f"{repro['output_dir']}/{ds}-table1.csv"]
+
+
+def all_targets():
+    return [
+        "results/table1.csv",
+        "results/table2.csv",
+        "results/detection.csv",
+        "results/accuracy.csv",
+        "results/sweep.csv",
+        *figure_targets(),
+        *reproduction_targets(),
+    ]
+
+
+def dataset_params(wildcards):
+    return config["datasets"][wildcards.dataset]
+
+
+def attack_params(wildcards):
+    return config["datasets"][wildcards.dataset]["attacks"][wildcards.attack]
+
+
+def classifier_params(wildcards):
+    return config["datasets"][wildcards.dataset]["classifier"]
+
+
+def gan_params(wildcards):
+    return config["datasets"][wildcards.dataset]["gan"]
+
+
+def cleaning_params(wildcards):
+    """Cleaning settings shared by all jobs; sigma, steps and method come from the wildcards."""
+    return {key: value for key, value in CLEANING.items() if key not in ("methods", "sigma", "steps")}
+
+
+def table_score_files(wildcards):
+    return score_files("test")
+
+
+def validation_score_files(wildcards):
+    return score_files("val")

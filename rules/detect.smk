@@ -1,0 +1,13 @@
+# D-scores of real and adversarial inputs at one GAN checkpoint (Figures 3, 4 and 7).
+rule score:
+    input:
+        data="results/data/{dataset}.safetensors",
+        classifier="results/models/{dataset}/classifier.safetensors",
+        gan=gan_for_ckpt,
+        attacks=attack_files,
+    output:
+        "results/scores/{dataset}/{split}/ckpt{ckpt}.parquet",
+    log:
+        "results/logs/score/{dataset}/{split}/ckpt{ckpt}.log",
+    script:
+        "../workflow_scripts/score.py"

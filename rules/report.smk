@@ -1,0 +1,108 @@
+localrules:
+    tables,
+    figure_scores,
+    figure_lowest_real,
+    figure_cleaning,
+    figure_gan_quality,
+    reproduction,
+
+
+rule tables:
+    input:
+        clean=table_clean_files(),
+        sweep=sweep_clean_files(),
+        test_scores=score_files("test"),
+        val_scores=score_files("val"),
+    output:
+        table1=report("results/table1.csv", category="Tables", caption="../report/table1.rst"),
+        table2=report("results/table2.csv", category="Tables", caption="../report/table2.rst"),
+        detection=report("results/detection.csv", category="Tables", caption="../report/detection.rst"),
+        accuracy="results/accuracy.csv",
+        sweep=report("results/sweep.csv", category="Tables", caption="../report/sweep.rst"),
+    params:
+        sigma=CLEANING["sigma"],
+        steps=TABLE_STEPS,
+        detection=config["detection"],
+        datasets=DATASETS,
+    log:
+        "results/logs/report/tables.log",
+    script:
+        "../workflow_scripts/tables.py"
+
+
+rule figure_scores:
+    input:
+        test_scores=score_files("test"),
+    output:
+        report("results/figures/fig3_scores.png", category="Figures", caption="../report/fig3.rst"),
+    log:
+        "results/logs/report/fig3.log",
+    script:
+        "../workflow_scripts/figure_scores.py"
+
+
+rule figure_lowest_real:
+    input:
+        data=expand("results/data/{dataset}.safetensors", dataset=DATASETS),
+        test_scores=score_files("test"),
+    output:
+        report("results/figures/fig4_lowest_real.png", category="Figures", caption="../report/fig4.rst"),
+    params:
+        images=config["figures"]["grid_images"],
+    log:
+        "results/logs/report/fig4.log",
+    script:
+        "../workflow_scripts/figure_lowest_real.py"
+
+
+rule figure_cleaning:
+    input:
+        grids=[path.replace(".parquet", ".grid.safetensors") for path in table_clean_files() if "/cowboy_" in path],
+    output:
+        report("results/figures/fig5_cleaning.png", category="Figures", caption="../report/fig5.rst"),
+    log:
+        "results/logs/report/fig5.log",
+    script:
+        "../workflow_scripts/figure_cleaning.py"
+
+
+rule figure_gan_quality:
+    input:
+        clean=gan_quality_clean_files(),
+        scores=gan_quality_score_files(),
+    output:
+        cleaning=report("results/figures/fig6_gan_quality_cleaning.png", category="Figures", caption="../report/fig6.rst"),
+        detection=report("results/figures/fig7_gan_quality_detection.png", category="Figures", caption="../report/fig7.rst"),
+    params:
+        attack=config["figures"]["gan_quality_attack"],
+    log:
+        "results/logs/report/fig6_fig7.log",
+    script:
+        "../workflow_scripts/figure_gan_quality.py"
+
+
+rule toy:
+    output:
+        classifier=report("results/figures/fig1_toy_classifier.png", category="Figures", caption="../report/fig1.rst"),
+        discriminator=report("results/figures/fig2_toy_discriminator.png", category="Figures", caption="../report/fig2.rst"),
+        metrics="results/toy_metrics.csv",
+    params:
+        toy=config["toy"],
+        seed=SEED,
+    log:
+        "results/logs/toy.log",
+    script:
+        "../workflow_scripts/toy.py"
+
+
+rule reproduction:
+    input:
+        accuracy="results/accuracy.csv",
+    output:
+        "{outdir}/{name}-table1.csv",
+    params:
+        dataset=config.get("reproduction", {}).get("dataset"),
+    log:
+        "results/logs/report/reproduction/{outdir}/{name}.log",
+    script:
+        "../workflow_scripts/reproduction.py"

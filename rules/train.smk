@@ -1,0 +1,34 @@
+rule train_classifier:
+    input:
+        "results/data/{dataset}.safetensors",
+    output:
+        "results/models/{dataset}/classifier.safetensors",
+    params:
+        classifier=classifier_params,
+        seed=SEED,
+    log:
+        "results/logs/train_classifier/{dataset}.log",
+    benchmark:
+        "results/benchmarks/train_classifier/{dataset}.tsv"
+    script:
+        "../workflow_scripts/train_classifier.py"
+
+
+# One job per segment between saved GAN steps: a killed job loses only its segment, and
+# the rerun resumes from the previous segment's state (weights, Adam moments, RNG).
+rule train_gan:
+    input:
+        data="results/data/{dataset}.safetensors",
+        previous=previous_gan_state,
+    output:
+        weights="results/models/{dataset}/gan/step{step}.safetensors",
+        state="results/models/{dataset}/gan/step{step}.state.pt",
+    params:
+        gan=gan_params,
+        seed=SEED,
+    log:
+        "results/logs/train_gan/{dataset}/step{step}.log",
+    benchmark:
+        "results/benchmarks/train_gan/{dataset}/step{step}.tsv"
+    script:
+        "../workflow_scripts/train_gan.py"

@@ -1,0 +1,16 @@
+"""Figure 5: original, adversarial and cowboy-cleaned images for each dataset and attack."""
+
+from cowboy_core.io import load_tensors
+from cowboy_core.plots import grids_figure, save_figure
+from cowboy_core.runtime import start_job
+
+start_job(snakemake)  # noqa: F821
+panels = []
+for path in snakemake.input.grids:  # noqa: F821
+    tensors, meta = load_tensors(path)
+    name = f"{meta['dataset']} / {meta['attack']}"
+    if not panels or not panels[-1][0].startswith(f"{meta['dataset']} original"):
+        panels.append((f"{meta['dataset']} original", tensors["original"]))
+    panels.append((f"{name}: adversarial", tensors["adversarial"]))
+    panels.append((f"{name}: cleaned by cowboy", tensors["cleaned"]))
+save_figure(grids_figure(panels, "Figure 5: original, adversarial and cleaned"), snakemake.output[0])  # noqa: F821

@@ -1,0 +1,10 @@
+"""Figure 3: violins of D-scores for real test images and each attack."""
+
+import pandas as pd
+
+from cowboy_core.plots import save_figure, score_violins
+from cowboy_core.runtime import start_job
+
+start_job(snakemake)  # noqa: F821
+scores = pd.concat([pd.read_parquet(p) for p in snakemake.input.test_scores], ignore_index=True)  # noqa: F821
+save_figure(score_violins(scores), snakemake.output[0])  # noqa: F821
