@@ -4,9 +4,9 @@ Santhanam & Grnarova, "Defending Against Adversarial Attacks by Leveraging an En
 Importing this package does not import Snakemake.
 """
 
+from .attacks import AttackName, AttackSpec
 from .cleaning import CleaningResult, Cowboy, Method, Optimizer, fold_batchnorm
 from .data import DatasetName
-from .attacks import AttackName, AttackSpec
 
 __all__ = [
     "AttackName",

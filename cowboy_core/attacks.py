@@ -8,7 +8,7 @@ are L-infinity attacks; VAM (virtual adversarial, Miyato et al.) has an L2 budge
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import torch
@@ -19,7 +19,7 @@ BOUNDS = (-1.0, 1.0)
 PIXEL_SCALE = BOUNDS[1] - BOUNDS[0]
 
 
-class AttackName(str, Enum):
+class AttackName(StrEnum):
     """The attacks of the paper's Tables 1 and 2."""
 
     FGSM = "fgsm"
@@ -58,7 +58,7 @@ class AttackSpec:
     rel_stepsize: float | None = None
 
     def __post_init__(self) -> None:
-        if not 0 < self.epsilon:
+        if not self.epsilon > 0:
             raise ValueError(f"epsilon must be positive, got {self.epsilon}")
         if self.steps < 1:
             raise ValueError(f"attack steps must be at least 1, got {self.steps}")

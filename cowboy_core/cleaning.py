@@ -11,11 +11,12 @@ Defense-GAN. The baseline is therefore an explicit method, at the same sigma and
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from collections.abc import Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import torch
@@ -26,7 +27,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 from .detection import discriminator_logits, scores_from_logits
 
 
-class Method(str, Enum):
+class Method(StrEnum):
     """Cleaning objective: the paper's (with D) or the Defense-GAN baseline (without)."""
 
     COWBOY = "cowboy"
@@ -41,7 +42,7 @@ class Method(str, Enum):
             raise ValueError(f"unknown cleaning method {name!r}; allowed: {allowed}") from None
 
 
-class Optimizer(str, Enum):
+class Optimizer(StrEnum):
     """Update rule on z: the paper's plain gradient descent, or heavy-ball momentum, or Adam."""
 
     GD = "gd"
@@ -67,7 +68,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
         if not isinstance(module, nn.Sequential):
             continue
         names = list(module._modules)
-        for first, second in zip(names[:-1], names[1:], strict=True):
+        for first, second in itertools.pairwise(names):
             layer, bn = module._modules[first], module._modules[second]
             if not isinstance(bn, nn.BatchNorm1d | nn.BatchNorm2d) or not bn.track_running_stats:
                 continue
@@ -248,7 +249,9 @@ class Cowboy:
         """D(x) for each input, as float64 in (0, 1)."""
         x = self._check_inputs(x)
         logits = discriminator_logits(
-            self.discriminator, self._format(x.to(self.device)), batch_size=self.batch_size,
+            self.discriminator,
+            self._format(x.to(self.device)),
+            batch_size=self.batch_size,
             device=self.device,
         )
         return scores_from_logits(logits)
@@ -369,9 +372,7 @@ class Cowboy:
         return snaps, steps_run
 
     @torch.no_grad()
-    def _select(
-        self, z: torch.Tensor, x: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _select(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Evaluate L at every row and keep, per input, the restart with the lowest L."""
         n, r = x.shape[0], self.restarts
         losses, images = [], []

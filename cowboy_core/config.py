@@ -31,8 +31,10 @@ def _with_defaults(base: type[Draft202012Validator]) -> Any:
             for name, sub in properties.items():
                 if "default" in sub and name not in instance:
                     default = sub["default"]
-                    instance[name] = dict(default) if isinstance(default, dict) else (
-                        list(default) if isinstance(default, list) else default
+                    instance[name] = (
+                        dict(default)
+                        if isinstance(default, dict)
+                        else (list(default) if isinstance(default, list) else default)
                     )
         yield from validate_properties(validator, properties, instance, schema)
 
@@ -46,19 +48,24 @@ def _describe(error: ValidationError) -> str:
     key = ".".join(str(part) for part in error.absolute_path) or "<top level>"
     schema = error.schema if isinstance(error.schema, dict) else {}
     if error.validator == "additionalProperties":
-        allowed = sorted(schema.get("properties", {}))
-        return f"{key}: {error.message}; allowed keys: {', '.join(allowed)}"
+        keys = sorted(schema.get("properties", {}))
+        return f"{key}: {error.message}; allowed keys: {', '.join(keys)}"
     if error.validator == "enum":
-        return f"{key}: {error.instance!r} is not allowed; allowed: {', '.join(map(str, error.validator_value))}"
+        choices = ", ".join(map(str, error.validator_value))
+        return f"{key}: {error.instance!r} is not allowed; allowed: {choices}"
     if error.validator == "propertyNames":
         return f"{key}: {error.message}"
     if error.validator == "required":
         return f"{key}: {error.message}"
     if error.validator == "uniqueItems":
         return f"{key}: {error.instance!r} has duplicate values; list each value once"
-    bounds = []
-    for word, sign in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="),
-                       ("exclusiveMaximum", "<")):
+    bounds: list[str] = []
+    for word, sign in (
+        ("minimum", ">="),
+        ("exclusiveMinimum", ">"),
+        ("maximum", "<="),
+        ("exclusiveMaximum", "<"),
+    ):
         if word in schema:
             bounds.append(f"{sign} {schema[word]}")
     kind = schema.get("type")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import shutil
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ import torch
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
-class DatasetName(str, Enum):
+class DatasetName(StrEnum):
     """The paper's datasets, plus the toy of Figures 1 and 2."""
 
     MNIST = "mnist"

@@ -104,7 +104,7 @@ def threshold_at_fpr(real_scores: torch.Tensor | np.ndarray, fpr: float = 0.05) 
     real = np.sort(_as_numpy(real_scores))
     if real.size == 0:
         raise ValueError("need at least one real score")
-    return float(real[int(math.floor(fpr * real.size))])
+    return float(real[math.floor(fpr * real.size)])
 
 
 def detection_rate(scores: torch.Tensor | np.ndarray, threshold: float) -> float:

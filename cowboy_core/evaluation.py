@@ -42,15 +42,29 @@ def accuracy_long(clean: pd.DataFrame, sigma: float, steps: int) -> pd.DataFrame
     rows = []
     for (dataset, attack), group in sel.groupby(["dataset", "attack"], sort=False):
         first = group[group["method"] == group["method"].iloc[0]]
-        rows.append(_accuracy_row(first["pred_original"] == first["label"], dataset=dataset,
-                                  attack=attack, quantity="original"))
-        rows.append(_accuracy_row(first["pred_adversarial"] == first["label"], dataset=dataset,
-                                  attack=attack, quantity="adversarial"))
+        rows.append(
+            _accuracy_row(
+                first["pred_original"] == first["label"], dataset=dataset, attack=attack, quantity="original"
+            )
+        )
+        rows.append(
+            _accuracy_row(
+                first["pred_adversarial"] == first["label"],
+                dataset=dataset,
+                attack=attack,
+                quantity="adversarial",
+            )
+        )
         for method, by_method in group.groupby("method", sort=False):
-            rows.append(_accuracy_row(by_method["pred_cleaned"] == by_method["label"],
-                                      dataset=dataset, attack=attack, quantity=str(method)))
-    return pd.DataFrame(rows, columns=["dataset", "attack", "quantity", "accuracy", "ci_low",
-                                       "ci_high", "n"])
+            rows.append(
+                _accuracy_row(
+                    by_method["pred_cleaned"] == by_method["label"],
+                    dataset=dataset,
+                    attack=attack,
+                    quantity=str(method),
+                )
+            )
+    return pd.DataFrame(rows, columns=["dataset", "attack", "quantity", "accuracy", "ci_low", "ci_high", "n"])
 
 
 def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
@@ -103,16 +117,25 @@ def detection_table(
         real = test[test["source"] == "real"]["d_score"].to_numpy()
         for attack, adv in test[test["source"] != "real"].groupby("source", sort=False):
             scores = adv["d_score"].to_numpy()
-            rows.append({
-                "dataset": dataset, "attack": attack, "calibration_attack": calibration_attack,
-                "p": p, "threshold": threshold, "calibration_is_adversarial": adversarial,
-                "calibration_accuracy_drop": acc_clean - acc_adv,
-                "roc_auc": roc_auc(real, scores), f"tpr_at_{fpr:g}_fpr": tpr_at_fpr(real, scores, fpr),
-                "detection_rate": detection_rate(scores, threshold),
-                "false_alarm_rate": detection_rate(real, threshold),
-                "mean_d_real": float(real.mean()), "mean_d_adversarial": float(scores.mean()),
-                "n_real": real.size, "n_adversarial": scores.size,
-            })
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "attack": attack,
+                    "calibration_attack": calibration_attack,
+                    "p": p,
+                    "threshold": threshold,
+                    "calibration_is_adversarial": adversarial,
+                    "calibration_accuracy_drop": acc_clean - acc_adv,
+                    "roc_auc": roc_auc(real, scores),
+                    f"tpr_at_{fpr:g}_fpr": tpr_at_fpr(real, scores, fpr),
+                    "detection_rate": detection_rate(scores, threshold),
+                    "false_alarm_rate": detection_rate(real, threshold),
+                    "mean_d_real": float(real.mean()),
+                    "mean_d_adversarial": float(scores.mean()),
+                    "n_real": real.size,
+                    "n_adversarial": scores.size,
+                }
+            )
     return _ordered(pd.DataFrame(rows))
 
 
@@ -120,12 +143,12 @@ def sweep_table(clean: pd.DataFrame) -> pd.DataFrame:
     """Validation accuracy per dataset x attack x method x sigma x steps (the sigma sweep)."""
     val = clean[clean["split"] == "val"]
     rows = [
-        _accuracy_row(g["pred_cleaned"] == g["label"], dataset=d, attack=a, method=m, sigma=s,
-                      steps=st)
+        _accuracy_row(g["pred_cleaned"] == g["label"], dataset=d, attack=a, method=m, sigma=s, steps=st)
         for (d, a, m, s, st), g in val.groupby(["dataset", "attack", "method", "sigma", "steps"])
     ]
-    return pd.DataFrame(rows, columns=["dataset", "attack", "method", "sigma", "steps", "accuracy",
-                                       "ci_low", "ci_high", "n"])
+    return pd.DataFrame(
+        rows, columns=["dataset", "attack", "method", "sigma", "steps", "accuracy", "ci_low", "ci_high", "n"]
+    )
 
 
 def best_on_validation(sweep: pd.DataFrame) -> pd.DataFrame:

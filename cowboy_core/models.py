@@ -6,6 +6,7 @@ weights, so that loading into a mismatched architecture is refused instead of gu
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -168,7 +169,7 @@ class DCGANDiscriminator(nn.Module):
 
 def _mlp(sizes: list[int], final: nn.Module | None = None) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())

@@ -8,13 +8,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
 
-from .io import atomic_path  # noqa: E402
+from .io import atomic_path
 
 
 def save_figure(figure: Figure, path: str | Path) -> None:
@@ -56,8 +56,7 @@ def score_violins(scores: pd.DataFrame) -> Figure:
 
 def grids_figure(panels: Sequence[tuple[str, torch.Tensor]], title: str, columns: int = 8) -> Figure:
     """Rows of image grids with labels (Figures 4 and 5)."""
-    fig, axes = plt.subplots(len(panels), 1, figsize=(columns * 0.9, 1.4 * len(panels) + 0.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(columns * 0.9, 1.4 * len(panels) + 0.6), squeeze=False)
     for ax, (label, images) in zip(axes[:, 0], panels, strict=True):
         grid = image_grid(images, columns)
         ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=1)
@@ -74,9 +73,14 @@ def gan_quality_cleaning(curves: pd.DataFrame) -> Figure:
     for ax, dataset in zip(axes[0], datasets, strict=True):
         sub = curves[curves["dataset"] == dataset]
         for steps, line in sub.groupby("steps"):
-            ax.errorbar(line["ckpt"], line["accuracy"],
-                        yerr=[line["accuracy"] - line["ci_low"], line["ci_high"] - line["accuracy"]],
-                        marker="o", capsize=2, label=f"{steps} cleaning steps")
+            ax.errorbar(
+                line["ckpt"],
+                line["accuracy"],
+                yerr=[line["accuracy"] - line["ci_low"], line["ci_high"] - line["accuracy"]],
+                marker="o",
+                capsize=2,
+                label=f"{steps} cleaning steps",
+            )
         ax.set_xlabel("GAN training steps")
         ax.set_ylabel("accuracy after cleaning")
         ax.set_title(dataset)
@@ -102,8 +106,14 @@ def gan_quality_detection(means: pd.DataFrame) -> Figure:
 
 
 def surface(
-    grid_x: np.ndarray, grid_y: np.ndarray, values: np.ndarray, points: np.ndarray,
-    labels: np.ndarray, title: str, colorbar: str, extra: np.ndarray | None = None,
+    grid_x: np.ndarray,
+    grid_y: np.ndarray,
+    values: np.ndarray,
+    points: np.ndarray,
+    labels: np.ndarray,
+    title: str,
+    colorbar: str,
+    extra: np.ndarray | None = None,
 ) -> Figure:
     """A 2-D heat map with data points on top (Figures 1 and 2)."""
     fig, ax = plt.subplots(figsize=(5, 4.4))

@@ -47,14 +47,21 @@ def start_job(snakemake: Any, *, seed_offset: int = 0) -> torch.device:
         os.makedirs(os.path.dirname(str(snakemake.log[0])) or ".", exist_ok=True)
         handle = open(str(snakemake.log[0]), "a", buffering=1)  # noqa: SIM115
         sys.stderr = handle
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(message)s", force=True)
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True
+    )
     seed = int(getattr(snakemake.params, "seed", 0)) + seed_offset
     seed_everything(seed)
     torch.set_num_threads(max(1, int(snakemake.threads)))
     device = pick_device()
-    LOG.info("rule %s wildcards=%s device=%s threads=%s seed=%s", snakemake.rule,
-             dict(snakemake.wildcards.items()), device, snakemake.threads, seed)
+    LOG.info(
+        "rule %s wildcards=%s device=%s threads=%s seed=%s",
+        snakemake.rule,
+        dict(snakemake.wildcards.items()),
+        device,
+        snakemake.threads,
+        seed,
+    )
     return device
 
 

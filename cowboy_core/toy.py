@@ -50,19 +50,30 @@ def run_toy(
     points, labels = two_gaussians(samples, seed=seed)
     test_points, test_labels = two_gaussians(max(200, samples // 4), seed=seed + 1)
     classifier = ToyClassifier()
-    train_classifier(classifier, points, labels, steps=classifier_steps, batch_size=128, lr=1e-2,
-                     seed=seed, device=device)
+    train_classifier(
+        classifier, points, labels, steps=classifier_steps, batch_size=128, lr=1e-2, seed=seed, device=device
+    )
     generator, discriminator = ToyGenerator(), ToyDiscriminator()
-    trainer = GANTrainer(generator, discriminator, lr=1e-3, beta1=0.5, batch_size=128, seed=seed,
-                         device=device)
+    trainer = GANTrainer(
+        generator, discriminator, lr=1e-3, beta1=0.5, batch_size=128, seed=seed, device=device
+    )
     trainer.train_until(points, gan_steps)
     freeze(classifier)
     freeze(generator)
     freeze(discriminator)
     x, y = test_points.to(device), test_labels.to(device)
     perturbed = fgsm(classifier, x, y, epsilon)
-    defense = Cowboy(generator, discriminator, sigma=sigma, steps=cleaning_steps, lr=cleaning_lr,
-                     restarts=4, input_range=None, device=device, fold_bn=False)
+    defense = Cowboy(
+        generator,
+        discriminator,
+        sigma=sigma,
+        steps=cleaning_steps,
+        lr=cleaning_lr,
+        restarts=4,
+        input_range=None,
+        device=device,
+        fold_bn=False,
+    )
     cleaned = defense.clean(perturbed, seed=seed)
     real_scores = scores_from_logits(discriminator_logits(discriminator, x, device=device))
     adv_scores = scores_from_logits(discriminator_logits(discriminator, perturbed, device=device))
@@ -77,8 +88,9 @@ def run_toy(
         "distance_perturbed": float(distance_to_modes(perturbed.cpu()).mean()),
         "distance_cleaned": float(distance_to_modes(cleaned.cpu()).mean()),
     }
-    return ToyResult(classifier, generator, discriminator, x.cpu(), y.cpu(), perturbed.cpu(),
-                     cleaned.cpu(), metrics)
+    return ToyResult(
+        classifier, generator, discriminator, x.cpu(), y.cpu(), perturbed.cpu(), cleaned.cpu(), metrics
+    )
 
 
 @torch.no_grad()

@@ -30,8 +30,15 @@ def _check_finite(name: str, value: float, step: int) -> None:
 
 
 def _progress(total: int, initial: int, desc: str, enabled: bool) -> tqdm[Any]:
-    return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, file=sys.stderr,
-                mininterval=5.0, ascii=True)
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=desc,
+        disable=not enabled,
+        file=sys.stderr,
+        mininterval=5.0,
+        ascii=True,
+    )
 
 
 def train_classifier(

@@ -5,18 +5,25 @@ from cowboy_core.io import load_models, save_tensors
 from cowboy_core.runtime import load_split, stable_offset, start_job
 from cowboy_core.training import predict
 
-wc = snakemake.wildcards  # noqa: F821
-device = start_job(snakemake, seed_offset=stable_offset(wc.dataset, wc.split, wc.attack))  # noqa: F821
-params = snakemake.params.attack  # noqa: F821
-images, labels, index, meta = load_split(snakemake.input.data, wc.split)  # noqa: F821
-models, _ = load_models(snakemake.input.classifier, device=device,  # noqa: F821
-                        expect={"classifier": {"channels": meta["channels"]}})
+wc = snakemake.wildcards
+device = start_job(snakemake, seed_offset=stable_offset(wc.dataset, wc.split, wc.attack))
+params = snakemake.params.attack
+images, labels, index, meta = load_split(snakemake.input.data, wc.split)
+models, _ = load_models(
+    snakemake.input.classifier,
+    device=device,
+    expect={"classifier": {"channels": meta["channels"]}},
+)
 classifier = models["classifier"].eval()
 spec = AttackSpec(AttackName.parse(wc.attack), params["epsilon"], params["steps"], params["rel_stepsize"])
 adversarial = run_attack(classifier, images, labels, spec, device=device)
 accuracy = (predict(classifier, adversarial, device=device).cpu() == labels).float().mean().item()
-print(f"{wc.dataset} {wc.split} {wc.attack} eps={spec.epsilon}: accuracy {accuracy:.4f}",
-      file=__import__("sys").stderr)
-save_tensors(snakemake.output[0], {"adversarial": adversarial, "index": index},  # noqa: F821
-             {"attack": wc.attack, "epsilon": spec.epsilon, "norm": spec.name.norm,
-              "steps": spec.steps})
+print(
+    f"{wc.dataset} {wc.split} {wc.attack} eps={spec.epsilon}: accuracy {accuracy:.4f}",
+    file=__import__("sys").stderr,
+)
+save_tensors(
+    snakemake.output[0],
+    {"adversarial": adversarial, "index": index},
+    {"attack": wc.attack, "epsilon": spec.epsilon, "norm": spec.name.norm, "steps": spec.steps},
+)

@@ -8,28 +8,52 @@ from cowboy_core.io import load_models, load_tensors, save_tensors, write_datafr
 from cowboy_core.runtime import load_split, stable_offset, start_job
 from cowboy_core.training import predict
 
-wc = snakemake.wildcards  # noqa: F821
-device = start_job(snakemake, seed_offset=stable_offset(wc.dataset, wc.split, wc.attack))  # noqa: F821
-p = snakemake.params.cleaning  # noqa: F821
-images, labels, index, meta = load_split(snakemake.input.data, wc.split)  # noqa: F821
-adversarial = load_tensors(snakemake.input.adversarial)[0]["adversarial"]  # noqa: F821
+wc = snakemake.wildcards
+device = start_job(snakemake, seed_offset=stable_offset(wc.dataset, wc.split, wc.attack))
+p = snakemake.params.cleaning
+images, labels, index, meta = load_split(snakemake.input.data, wc.split)
+adversarial = load_tensors(snakemake.input.adversarial)[0]["adversarial"]
 shape = {"channels": meta["channels"], "image_size": meta["image_size"]}
-classifier = load_models(snakemake.input.classifier, device=device,  # noqa: F821
-                         expect={"classifier": shape})[0]["classifier"]
-gan = load_models(snakemake.input.gan, device=device, expect={"generator": shape})[0]  # noqa: F821
+classifier = load_models(
+    snakemake.input.classifier,
+    device=device,
+    expect={"classifier": shape},
+)[0]["classifier"]
+gan = load_models(snakemake.input.gan, device=device, expect={"generator": shape})[0]
 defense = Cowboy(
-    gan["generator"], gan["discriminator"], sigma=float(wc.sigma), steps=int(wc.steps), lr=p["lr"],
-    restarts=p["restarts"], method=wc.method, optimizer=p["optimizer"], momentum=p["momentum"],
-    batch_size=p["batch_size"], device=device, precision=p["precision"],
+    gan["generator"],
+    gan["discriminator"],
+    sigma=float(wc.sigma),
+    steps=int(wc.steps),
+    lr=p["lr"],
+    restarts=p["restarts"],
+    method=wc.method,
+    optimizer=p["optimizer"],
+    momentum=p["momentum"],
+    batch_size=p["batch_size"],
+    device=device,
+    precision=p["precision"],
     early_stop_tol=p["early_stop_tol"],
 )
-print(f"cleaning {wc.dataset}/{wc.split}/{wc.attack} with {wc.method} sigma={wc.sigma} "
-      f"steps={wc.steps} ckpt={wc.ckpt}", file=__import__("sys").stderr)
-result = defense.clean_detailed(adversarial, seed=snakemake.params.seed,  # noqa: F821
-                                record_at=p["record_steps"])
+print(
+    f"cleaning {wc.dataset}/{wc.split}/{wc.attack} with {wc.method} sigma={wc.sigma} "
+    f"steps={wc.steps} ckpt={wc.ckpt}",
+    file=__import__("sys").stderr,
+)
+result = defense.clean_detailed(
+    adversarial,
+    seed=snakemake.params.seed,
+    record_at=p["record_steps"],
+)
 base = {
-    "dataset": wc.dataset, "split": wc.split, "attack": wc.attack, "method": wc.method,
-    "sigma": float(wc.sigma), "ckpt": int(wc.ckpt), "index": index.numpy(), "label": labels.numpy(),
+    "dataset": wc.dataset,
+    "split": wc.split,
+    "attack": wc.attack,
+    "method": wc.method,
+    "sigma": float(wc.sigma),
+    "ckpt": int(wc.ckpt),
+    "index": index.numpy(),
+    "label": labels.numpy(),
     "pred_original": predict(classifier, images, device=device).cpu().numpy(),
     "pred_adversarial": predict(classifier, adversarial, device=device).cpu().numpy(),
     "d_original": defense.score(images).cpu().numpy(),
@@ -38,13 +62,26 @@ base = {
 frames = []
 for steps, cleaned in result.snapshots.items():
     d_clean = scores_from_logits(discriminator_logits(defense.discriminator, cleaned, device=device))
-    frames.append(pd.DataFrame({
-        **base, "steps": steps, "pred_cleaned": predict(classifier, cleaned, device=device).cpu().numpy(),
-        "d_cleaned": d_clean.cpu().numpy(), "loss": result.snapshot_loss[steps].cpu().numpy(),
-        "steps_run": result.steps_run.clamp(max=steps).cpu().numpy(),
-    }))
-n = snakemake.params.grid_images  # noqa: F821
-save_tensors(snakemake.output.grid, {"original": images[:n], "adversarial": adversarial[:n],  # noqa: F821
-                                     "cleaned": result.images[:n]},
-             {"dataset": wc.dataset, "attack": wc.attack, "method": wc.method})
-write_dataframe(pd.concat(frames, ignore_index=True), snakemake.output.table)  # noqa: F821
+    frames.append(
+        pd.DataFrame(
+            {
+                **base,
+                "steps": steps,
+                "pred_cleaned": predict(classifier, cleaned, device=device).cpu().numpy(),
+                "d_cleaned": d_clean.cpu().numpy(),
+                "loss": result.snapshot_loss[steps].cpu().numpy(),
+                "steps_run": result.steps_run.clamp(max=steps).cpu().numpy(),
+            }
+        )
+    )
+n = snakemake.params.grid_images
+save_tensors(
+    snakemake.output.grid,
+    {
+        "original": images[:n],
+        "adversarial": adversarial[:n],
+        "cleaned": result.images[:n],
+    },
+    {"dataset": wc.dataset, "attack": wc.attack, "method": wc.method},
+)
+write_dataframe(pd.concat(frames, ignore_index=True), snakemake.output.table)

@@ -4,13 +4,13 @@ from cowboy_core.io import load_tensors
 from cowboy_core.plots import grids_figure, save_figure
 from cowboy_core.runtime import start_job
 
-start_job(snakemake)  # noqa: F821
+start_job(snakemake)
 panels = []
-for path in snakemake.input.grids:  # noqa: F821
+for path in snakemake.input.grids:
     tensors, meta = load_tensors(path)
     name = f"{meta['dataset']} / {meta['attack']}"
     if not panels or not panels[-1][0].startswith(f"{meta['dataset']} original"):
         panels.append((f"{meta['dataset']} original", tensors["original"]))
     panels.append((f"{name}: adversarial", tensors["adversarial"]))
     panels.append((f"{name}: cleaned by cowboy", tensors["cleaned"]))
-save_figure(grids_figure(panels, "Figure 5: original, adversarial and cleaned"), snakemake.output[0])  # noqa: F821
+save_figure(grids_figure(panels, "Figure 5: original, adversarial and cleaned"), snakemake.output[0])

@@ -6,17 +6,25 @@ from cowboy_core.evaluation import wilson_interval
 from cowboy_core.plots import gan_quality_cleaning, gan_quality_detection, save_figure
 from cowboy_core.runtime import start_job
 
-start_job(snakemake)  # noqa: F821
-clean = pd.concat([pd.read_parquet(p) for p in snakemake.input.clean], ignore_index=True)  # noqa: F821
+start_job(snakemake)
+clean = pd.concat([pd.read_parquet(p) for p in snakemake.input.clean], ignore_index=True)
 rows = []
 for (dataset, ckpt, steps), group in clean.groupby(["dataset", "ckpt", "steps"]):
     correct = int((group["pred_cleaned"] == group["label"]).sum())
     low, high = wilson_interval(correct, len(group))
-    rows.append({"dataset": dataset, "ckpt": ckpt, "steps": steps, "accuracy": correct / len(group),
-                 "ci_low": low, "ci_high": high})
-save_figure(gan_quality_cleaning(pd.DataFrame(rows)), snakemake.output.cleaning)  # noqa: F821
+    rows.append(
+        {
+            "dataset": dataset,
+            "ckpt": ckpt,
+            "steps": steps,
+            "accuracy": correct / len(group),
+            "ci_low": low,
+            "ci_high": high,
+        }
+    )
+save_figure(gan_quality_cleaning(pd.DataFrame(rows)), snakemake.output.cleaning)
 
-scores = pd.concat([pd.read_parquet(p) for p in snakemake.input.scores], ignore_index=True)  # noqa: F821
-scores = scores[scores["source"].isin(["real", snakemake.params.attack])]  # noqa: F821
+scores = pd.concat([pd.read_parquet(p) for p in snakemake.input.scores], ignore_index=True)
+scores = scores[scores["source"].isin(["real", snakemake.params.attack])]
 means = scores.groupby(["dataset", "source", "ckpt"], as_index=False)["d_score"].mean()
-save_figure(gan_quality_detection(means), snakemake.output.detection)  # noqa: F821
+save_figure(gan_quality_detection(means), snakemake.output.detection)

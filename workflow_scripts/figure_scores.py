@@ -5,6 +5,6 @@ import pandas as pd
 from cowboy_core.plots import save_figure, score_violins
 from cowboy_core.runtime import start_job
 
-start_job(snakemake)  # noqa: F821
-scores = pd.concat([pd.read_parquet(p) for p in snakemake.input.test_scores], ignore_index=True)  # noqa: F821
-save_figure(score_violins(scores), snakemake.output[0])  # noqa: F821
+start_job(snakemake)
+scores = pd.concat([pd.read_parquet(p) for p in snakemake.input.test_scores], ignore_index=True)
+save_figure(score_violins(scores), snakemake.output[0])

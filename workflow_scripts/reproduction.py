@@ -6,6 +6,6 @@ from cowboy_core.io import write_dataframe
 from cowboy_core.paper import comparison_table
 from cowboy_core.runtime import start_job
 
-start_job(snakemake)  # noqa: F821
-accuracy = pd.read_csv(snakemake.input.accuracy)  # noqa: F821
-write_dataframe(comparison_table(accuracy, snakemake.params.dataset), snakemake.output[0])  # noqa: F821
+start_job(snakemake)
+accuracy = pd.read_csv(snakemake.input.accuracy)
+write_dataframe(comparison_table(accuracy, snakemake.params.dataset), snakemake.output[0])

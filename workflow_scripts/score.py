@@ -7,25 +7,40 @@ from cowboy_core.io import load_models, load_tensors, write_dataframe
 from cowboy_core.runtime import load_split, start_job
 from cowboy_core.training import predict
 
-device = start_job(snakemake)  # noqa: F821
-wc = snakemake.wildcards  # noqa: F821
-images, labels, index, meta = load_split(snakemake.input.data, wc.split)  # noqa: F821
+device = start_job(snakemake)
+wc = snakemake.wildcards
+images, labels, index, meta = load_split(snakemake.input.data, wc.split)
 shape = {"channels": meta["channels"], "image_size": meta["image_size"]}
-classifier = load_models(snakemake.input.classifier, device=device,  # noqa: F821
-                         expect={"classifier": shape})[0]["classifier"]
-discriminator = load_models(snakemake.input.gan, device=device,  # noqa: F821
-                            expect={"discriminator": shape})[0]["discriminator"]
+classifier = load_models(
+    snakemake.input.classifier,
+    device=device,
+    expect={"classifier": shape},
+)[0]["classifier"]
+discriminator = load_models(
+    snakemake.input.gan,
+    device=device,
+    expect={"discriminator": shape},
+)[0]["discriminator"]
 frames = []
 sources = [("real", images)] + [
     (load_tensors(path)[1]["attack"], load_tensors(path)[0]["adversarial"])
-    for path in snakemake.input.attacks  # noqa: F821
+    for path in snakemake.input.attacks
 ]
 for source, x in sources:
     logits = discriminator_logits(discriminator, x, device=device)
-    frames.append(pd.DataFrame({
-        "dataset": wc.dataset, "split": wc.split, "ckpt": int(wc.ckpt), "source": source,
-        "index": index.numpy(), "label": labels.numpy(),
-        "pred": predict(classifier, x, device=device).cpu().numpy(),
-        "d_logit": logits.cpu().numpy(), "d_score": scores_from_logits(logits).cpu().numpy(),
-    }))
-write_dataframe(pd.concat(frames, ignore_index=True), snakemake.output[0])  # noqa: F821
+    frames.append(
+        pd.DataFrame(
+            {
+                "dataset": wc.dataset,
+                "split": wc.split,
+                "ckpt": int(wc.ckpt),
+                "source": source,
+                "index": index.numpy(),
+                "label": labels.numpy(),
+                "pred": predict(classifier, x, device=device).cpu().numpy(),
+                "d_logit": logits.cpu().numpy(),
+                "d_score": scores_from_logits(logits).cpu().numpy(),
+            }
+        )
+    )
+write_dataframe(pd.concat(frames, ignore_index=True), snakemake.output[0])

@@ -8,8 +8,8 @@ from cowboy_core.evaluation import accuracy_long, detection_table, sweep_table, 
 from cowboy_core.io import write_dataframe
 from cowboy_core.runtime import start_job
 
-start_job(snakemake)  # noqa: F821
-inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
+start_job(snakemake)
+inp, out, params = snakemake.input, snakemake.output, snakemake.params
 clean = pd.concat([pd.read_parquet(path) for path in inp.clean], ignore_index=True)
 accuracy = accuracy_long(clean, params.sigma, params.steps)
 write_dataframe(accuracy, out.accuracy)
@@ -21,12 +21,15 @@ p = math.inf if det["p"] == "inf" else float(det["p"])
 detection = detection_table(
     pd.concat([pd.read_parquet(path) for path in inp.val_scores], ignore_index=True),
     pd.concat([pd.read_parquet(path) for path in inp.test_scores], ignore_index=True),
-    calibration_attack=det["calibration_attack"], p=p,
-    min_accuracy_drop=det["min_accuracy_drop"], fpr=det["fpr"],
+    calibration_attack=det["calibration_attack"],
+    p=p,
+    min_accuracy_drop=det["min_accuracy_drop"],
+    fpr=det["fpr"],
 )
 write_dataframe(detection, out.detection)
 
 sweep_frames = [pd.read_parquet(path) for path in inp.sweep]
-sweep = sweep_table(pd.concat(sweep_frames, ignore_index=True)) if sweep_frames else sweep_table(
-    clean.iloc[0:0])
+sweep = (
+    sweep_table(pd.concat(sweep_frames, ignore_index=True)) if sweep_frames else sweep_table(clean.iloc[0:0])
+)
 write_dataframe(sweep, out.sweep)

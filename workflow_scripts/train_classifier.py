@@ -5,16 +5,26 @@ from cowboy_core.models import Classifier
 from cowboy_core.runtime import load_split, start_job
 from cowboy_core.training import predict, train_classifier
 
-device = start_job(snakemake)  # noqa: F821
-params = snakemake.params.classifier  # noqa: F821
-images, labels, _, meta = load_split(snakemake.input[0], "train")  # noqa: F821
+device = start_job(snakemake)
+params = snakemake.params.classifier
+images, labels, _, meta = load_split(snakemake.input[0], "train")
 model = Classifier(channels=meta["channels"], image_size=meta["image_size"], width=params["width"])
 train_classifier(
-    model, images, labels, steps=params["steps"], batch_size=params["batch_size"], lr=params["lr"],
-    seed=snakemake.params.seed, device=device, progress=True,  # noqa: F821
+    model,
+    images,
+    labels,
+    steps=params["steps"],
+    batch_size=params["batch_size"],
+    lr=params["lr"],
+    seed=snakemake.params.seed,
+    device=device,
+    progress=True,
 )
-val_x, val_y, _, _ = load_split(snakemake.input[0], "val")  # noqa: F821
+val_x, val_y, _, _ = load_split(snakemake.input[0], "val")
 accuracy = (predict(model, val_x, device=device).cpu() == val_y).float().mean().item()
 print(f"validation accuracy {accuracy:.4f}", file=__import__("sys").stderr)
-save_models(snakemake.output[0], {"classifier": model},  # noqa: F821
-            {"dataset": meta["dataset"], "steps": params["steps"], "val_accuracy": accuracy})
+save_models(
+    snakemake.output[0],
+    {"classifier": model},
+    {"dataset": meta["dataset"], "steps": params["steps"], "val_accuracy": accuracy},
+)

@@ -5,19 +5,27 @@ from cowboy_core.models import DCGANDiscriminator, DCGANGenerator
 from cowboy_core.runtime import load_split, start_job
 from cowboy_core.training import GANTrainer
 
-device = start_job(snakemake)  # noqa: F821
-params, target = snakemake.params.gan, int(snakemake.wildcards.step)  # noqa: F821
-images, _, _, meta = load_split(snakemake.input.data, "train")  # noqa: F821
+device = start_job(snakemake)
+params, target = snakemake.params.gan, int(snakemake.wildcards.step)
+images, _, _, meta = load_split(snakemake.input.data, "train")
 shape = {"channels": meta["channels"], "image_size": meta["image_size"]}
 generator = DCGANGenerator(**shape, latent_dim=params["latent_dim"], width=params["width"])
 discriminator = DCGANDiscriminator(**shape, width=params["width"])
 trainer = GANTrainer(
-    generator, discriminator, lr=params["lr"], beta1=params["beta1"],
-    batch_size=params["batch_size"], seed=snakemake.params.seed, device=device,  # noqa: F821
+    generator,
+    discriminator,
+    lr=params["lr"],
+    beta1=params["beta1"],
+    batch_size=params["batch_size"],
+    seed=snakemake.params.seed,
+    device=device,
 )
-if snakemake.input.previous:  # noqa: F821
-    trainer.load_state_dict(load_state(snakemake.input.previous))  # noqa: F821
+if snakemake.input.previous:
+    trainer.load_state_dict(load_state(snakemake.input.previous))
 trainer.train_until(images, target, progress=True)
-save_state(snakemake.output.state, trainer.state_dict())  # noqa: F821
-save_models(snakemake.output.weights, {"generator": generator, "discriminator": discriminator},  # noqa: F821
-            {"dataset": meta["dataset"], "step": target})
+save_state(snakemake.output.state, trainer.state_dict())
+save_models(
+    snakemake.output.weights,
+    {"generator": generator, "discriminator": discriminator},
+    {"dataset": meta["dataset"], "step": target},
+)

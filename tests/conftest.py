@@ -1,0 +1,79 @@
+"""Shared fixtures: tiny models and tensors (unit tests), and a tiny workflow run (slow tests)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cowboy_core.models import DCGANDiscriminator, DCGANGenerator, freeze
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def tiny_gan() -> tuple[DCGANGenerator, DCGANDiscriminator]:
+    torch.manual_seed(0)
+    generator = DCGANGenerator(channels=1, image_size=28, latent_dim=8, width=8)
+    discriminator = DCGANDiscriminator(channels=1, image_size=28, width=8)
+    return freeze(generator), freeze(discriminator)  # type: ignore[return-value]
+
+
+@pytest.fixture
+def images() -> torch.Tensor:
+    return torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the repository's workflow with ``workdir`` as its working directory."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
+    env = {**os.environ, "COWBOY_DEVICE": "cpu"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+        )
+    return proc
+
+
+def tiny_config(workdir: Path, **overrides: object) -> Path:
+    """Copy config/tiny.yaml into ``workdir``, applying top-level YAML overrides."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+    for dotted, value in overrides.items():
+        node = config
+        keys = dotted.split("__")
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny config, run to completion once per session."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    config = tiny_config(workdir)
+    run_snakemake(workdir, "--cores", "2", "--configfile", str(config))
+    return workdir
+
+
+def copy_tree(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, symlinks=True)

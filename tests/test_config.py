@@ -1,0 +1,94 @@
+"""Bad configs fail before any job starts, naming the key and the allowed values."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cowboy_core.config import ConfigError, load_schema, validate_config
+
+from .conftest import REPO, run_snakemake
+
+SCHEMA = load_schema(REPO / "config" / "schema.yaml")
+TINY = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+
+
+def _set(config, dotted, value):
+    node = config
+    keys = dotted.split(".")
+    for key in keys[:-1]:
+        node = node[key]
+    if value is _DELETE:
+        del node[keys[-1]]
+    else:
+        node[keys[-1]] = value
+
+
+_DELETE = object()
+FM = "datasets.fashion_mnist"
+
+BAD = [
+    ("datasets.imagenet", {"classifier": {"steps": 1}, "gan": {"steps": 1}, "attacks": {}}, "imagenet"),
+    (f"{FM}.attacks.cw", {"epsilon": 0.1}, "cw"),
+    ("cleaning.sigma", 0, "cleaning.sigma"),
+    ("cleaning.sigma", -1.0, "cleaning.sigma"),
+    ("cleaning.sigma", "big", "cleaning.sigma"),
+    ("cleaning.steps", 0, "cleaning.steps"),
+    ("cleaning.steps", -5, "cleaning.steps"),
+    (f"{FM}.attacks.fgsm.epsilon", 1.5, "attacks.fgsm.epsilon"),
+    (f"{FM}.attacks.pgd.epsilon", 0, "attacks.pgd.epsilon"),
+    ("detection.p", 0.5, "detection.p"),
+    (f"{FM}.gan.checkpoints", [10, 999], "gan.checkpoints"),
+    ("cleaning.sigma", _DELETE, "sigma"),
+    (f"{FM}.gan", _DELETE, "gan"),
+    (f"{FM}.classifier.steps", "ten", "classifier.steps"),
+    ("sweep.sigmas", [0.5, 0.5], "sweep.sigmas"),
+    (f"{FM}.test_size", 20000, "test_size"),
+    ("cleaning.optimizer", "sgd", "cleaning.optimizer"),
+    ("cleaning.methods", ["cowboy", "apegan"], "cleaning.methods"),
+    ("cleaning.record_steps", [3, 100], "record_steps"),
+    ("detection.calibration_attack", "cw", "detection.calibration_attack"),
+    ("threads", 8, "threads"),
+    ("cleaning.precision", "fp8", "cleaning.precision"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "named"), BAD, ids=[f"{k}={v!r}"[:40] for k, v, _ in BAD])
+def test_bad_config_names_the_key(key, value, named):
+    config = copy.deepcopy(TINY)
+    _set(config, key, value)
+    with pytest.raises(ConfigError) as info:
+        validate_config(config, SCHEMA)
+    assert named in str(info.value)
+
+
+def test_messages_list_allowed_values():
+    config = copy.deepcopy(TINY)
+    config["cleaning"]["optimizer"] = "sgd"
+    with pytest.raises(ConfigError, match="allowed: gd, momentum, adam"):
+        validate_config(config, SCHEMA)
+    config = copy.deepcopy(TINY)
+    config["datasets"]["fashion_mnist"]["attacks"]["fgsm"]["epsilon"] = 2
+    with pytest.raises(ConfigError, match="<= 1"):
+        validate_config(config, SCHEMA)
+
+
+def test_good_configs_validate_and_get_defaults():
+    for name in ("tiny", "quick", "config", "reproduce-fmnist"):
+        path = REPO / "config" / f"{name}.yaml"
+        if path.exists():
+            config = validate_config(yaml.safe_load(path.read_text()), SCHEMA)
+            assert config["cleaning"]["optimizer"] in ("gd", "momentum", "adam")
+
+
+def test_snakemake_refuses_bad_config_without_traceback(tmp_path: Path):
+    config = copy.deepcopy(TINY)
+    config["cleaning"]["sigma"] = -1
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = run_snakemake(tmp_path, "-n", "--configfile", str(path), check=False)
+    assert proc.returncode != 0
+    assert "cleaning.sigma" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "results").exists()
