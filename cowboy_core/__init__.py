@@ -7,6 +7,7 @@ Importing this package does not import Snakemake.
 from .attacks import AttackName, AttackSpec
 from .cleaning import CleaningResult, Cowboy, Method, Optimizer, fold_batchnorm
 from .data import DatasetName
+from .defended import DefendedClassifier, DefenseReport, Policy
 
 __all__ = [
     "AttackName",
@@ -14,8 +15,11 @@ __all__ = [
     "CleaningResult",
     "Cowboy",
     "DatasetName",
+    "DefendedClassifier",
+    "DefenseReport",
     "Method",
     "Optimizer",
+    "Policy",
     "fold_batchnorm",
 ]
 __version__ = "0.1.0"

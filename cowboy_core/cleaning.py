@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import sys
 from collections.abc import Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
+from tqdm import tqdm
 
 from .detection import discriminator_logits, scores_from_logits
 
@@ -121,6 +123,7 @@ class Cowboy:
             the last ``check_every`` steps; None runs every row for all steps.
         check_every: steps between early-stop checks.
         input_range: the inputs' valid range ([-1, 1] for images); None skips the check.
+        progress: show a progress bar (stderr) over the rows being cleaned.
     """
 
     def __init__(
@@ -144,6 +147,7 @@ class Cowboy:
         early_stop_tol: float | None = None,
         check_every: int = 50,
         input_range: tuple[float, float] | None = (-1.0, 1.0),
+        progress: bool = False,
     ) -> None:
         if not (isinstance(sigma, int | float) and math.isfinite(sigma) and sigma > 0):
             raise ValueError(f"sigma must be a positive finite number, got {sigma!r}")
@@ -172,6 +176,7 @@ class Cowboy:
         self.early_stop_tol = early_stop_tol
         self.check_every = int(check_every)
         self.input_range = input_range
+        self.progress = progress
         self.latent_dim = int(getattr(generator, "latent_dim", 0))
         if self.latent_dim < 1:
             raise ValueError("the generator needs a positive integer attribute 'latent_dim'")
@@ -296,6 +301,15 @@ class Cowboy:
         rows_per_chunk = max(r, (self.batch_size // r) * r)
         snapshot_z: dict[int, list[torch.Tensor]] = {s: [] for s in record}
         steps_run: list[torch.Tensor] = []
+        bar = tqdm(
+            total=n * r,
+            desc=f"clean ({self.method.value})",
+            unit="row",
+            file=sys.stderr,
+            disable=not self.progress,
+            mininterval=5.0,
+            ascii=True,
+        )
         for start in range(0, n * r, rows_per_chunk):
             rows = slice(start, min(start + rows_per_chunk, n * r))
             x_rows = x[rows.start // r : rows.stop // r].to(self.device).repeat_interleave(r, dim=0)
@@ -303,6 +317,8 @@ class Cowboy:
             for s in record:
                 snapshot_z[s].append(chunk_snaps[s])
             steps_run.append(chunk_steps)
+            bar.update(rows.stop - rows.start)
+        bar.close()
         steps_per_row = torch.cat(steps_run)
         result: CleaningResult | None = None
         snapshots: dict[int, torch.Tensor] = {}

@@ -31,6 +31,7 @@ defense = Cowboy(
     optimizer=p["optimizer"],
     momentum=p["momentum"],
     batch_size=p["batch_size"],
+    progress=True,
     device=device,
     precision=p["precision"],
     early_stop_tol=p["early_stop_tol"],
