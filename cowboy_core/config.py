@@ -123,11 +123,14 @@ def _check_semantics(config: dict[str, Any]) -> None:
         for attack in config["sweep"]["attacks"]:
             if config["sweep"]["sigmas"] and attack not in ds["attacks"]:
                 problems.append(f"sweep.attacks: {attack!r} is not among {key}.attacks")
-    late_steps = [s for s in config["cleaning"]["record_steps"] if s > config["cleaning"]["steps"]]
-    if late_steps:
-        problems.append(
-            f"cleaning.record_steps: {late_steps} exceed cleaning.steps={config['cleaning']['steps']}"
-        )
+    cleaning = config["cleaning"]
+    if cleaning["record_steps"] and cleaning["steps"] < max(cleaning["record_steps"]):
+        if cleaning["steps"] not in cleaning["record_steps"]:
+            problems.append(
+                f"cleaning.steps: {cleaning['steps']} is below the longest recorded step "
+                f"({max(cleaning['record_steps'])}) but not among cleaning.record_steps "
+                f"{cleaning['record_steps']}; allowed: one of them, or at least the largest"
+            )
     for name in config["figures"]["gan_quality_datasets"]:
         if name not in config["datasets"]:
             problems.append(f"figures.gan_quality_datasets: {name!r} is not a configured dataset")
@@ -141,3 +144,8 @@ def _check_semantics(config: dict[str, Any]) -> None:
 def format_number(value: float) -> str:
     """Canonical text of a number in file names (sigma 1.0 -> '1', 0.5 -> '0.5')."""
     return f"{float(value):g}"
+
+
+def run_steps(cleaning: dict[str, Any]) -> int:
+    """Steps a cleaning job runs: enough for the tables and for every recorded snapshot."""
+    return max([int(cleaning["steps"]), *map(int, cleaning["record_steps"])])

@@ -4,7 +4,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir)))
 
-from cowboy_core.config import ConfigError, format_number, load_schema, validate_config
+from cowboy_core.config import ConfigError, format_number, load_schema, run_steps, validate_config
 
 try:
     validate_config(config, load_schema(Path(workflow.basedir) / "config" / "schema.yaml"))
@@ -17,7 +17,8 @@ DATASETS = list(config["datasets"])
 CLEANING = config["cleaning"]
 SEED = config["seed"]
 TABLE_SIGMA = format_number(CLEANING["sigma"])
-TABLE_STEPS = CLEANING["steps"]
+TABLE_STEPS = CLEANING["steps"]  # the snapshot the tables report
+RUN_STEPS = run_steps(CLEANING)  # the steps every cleaning job runs (curves need the longest)
 
 
 wildcard_constraints:
@@ -80,7 +81,7 @@ def clean_path(dataset, split, attack, method, sigma, steps, ckpt):
 def table_clean_files():
     """Tables 1-2: every attack x method on the test split with the trained GAN."""
     return [
-        clean_path(ds, "test", attack, method, TABLE_SIGMA, TABLE_STEPS, final_ckpt(ds))
+        clean_path(ds, "test", attack, method, TABLE_SIGMA, RUN_STEPS, final_ckpt(ds))
         for ds in DATASETS
         for attack in attacks_of(ds)
         for method in CLEANING["methods"]
@@ -91,7 +92,7 @@ def sweep_clean_files():
     """The sigma sweep, on the validation split only (hyperparameters are chosen there)."""
     sweep = config["sweep"]
     return [
-        clean_path(ds, "val", attack, method, format_number(sigma), TABLE_STEPS, final_ckpt(ds))
+        clean_path(ds, "val", attack, method, format_number(sigma), RUN_STEPS, final_ckpt(ds))
         for ds in DATASETS
         for attack in sweep["attacks"]
         for method in CLEANING["methods"]
@@ -103,7 +104,7 @@ def gan_quality_clean_files():
     """Figure 6: cowboy cleaning with every saved GAN checkpoint."""
     attack = config["figures"]["gan_quality_attack"]
     return [
-        clean_path(ds, "test", attack, "cowboy", TABLE_SIGMA, TABLE_STEPS, step)
+        clean_path(ds, "test", attack, "cowboy", TABLE_SIGMA, RUN_STEPS, step)
         for ds in config["figures"]["gan_quality_datasets"]
         for step in gan_steps(ds)
     ]
@@ -182,3 +183,12 @@ def table_score_files(wildcards):
 
 def validation_score_files(wildcards):
     return score_files("val")
+
+
+def cowboy_grid_files():
+    """Figure 5: the image grids saved by the cowboy cleaning jobs of the tables."""
+    return [
+        path.replace(".parquet", ".grid.safetensors")
+        for path in table_clean_files()
+        if Path(path).name.startswith("cowboy_")
+    ]

@@ -57,7 +57,7 @@ rule figure_lowest_real:
 
 rule figure_cleaning:
     input:
-        grids=[path.replace(".parquet", ".grid.safetensors") for path in table_clean_files() if "/cowboy_" in path],
+        grids=cowboy_grid_files(),
     output:
         report("results/figures/fig5_cleaning.png", category="Figures", caption="../report/fig5.rst"),
     log:

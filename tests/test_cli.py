@@ -207,4 +207,3 @@ def test_defended_classifier_policies(tiny_gan, images):
     assert everything.last_report.cleaned.all()
     with pytest.raises(ValueError, match="threshold"):
         DefendedClassifier(classifier, Cowboy(g, d), "reject")
-

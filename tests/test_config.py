@@ -47,7 +47,7 @@ BAD = [
     (f"{FM}.test_size", 20000, "test_size"),
     ("cleaning.optimizer", "sgd", "cleaning.optimizer"),
     ("cleaning.methods", ["cowboy", "apegan"], "cleaning.methods"),
-    ("cleaning.record_steps", [3, 100], "record_steps"),
+    ("cleaning.record_steps", [3, 100], "cleaning.steps"),
     ("detection.calibration_attack", "cw", "detection.calibration_attack"),
     ("threads", 8, "threads"),
     ("cleaning.precision", "fp8", "cleaning.precision"),

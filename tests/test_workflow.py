@@ -95,15 +95,9 @@ def test_changing_sigma_reruns_only_cleaning_and_reports(tiny_run: Path):
 
 
 def test_paper_config_schedules_all_datasets_and_attacks(tmp_path: Path):
-    proc = run_snakemake(
-        tmp_path,
-        "-n",
-        "--cores",
-        "8",
-        "--configfile",
-        str(REPO / "config" / "config.yaml"),
-        "results/table2.csv",
-    )
+    # Targets go before --configfile, which takes several values.
+    config = str(REPO / "config" / "config.yaml")
+    proc = run_snakemake(tmp_path, "results/table2.csv", "-n", "--cores", "8", "--configfile", config)
     counts = job_counts(proc.stdout)
     assert counts["train_classifier"] == 4
     assert counts["prepare_data"] == 4
@@ -116,7 +110,7 @@ def test_paper_config_schedules_all_datasets_and_attacks(tmp_path: Path):
 def test_tiny_run_is_deterministic(tiny_run: Path, tmp_path: Path):
     config = tiny_config(tmp_path)
     run_snakemake(
-        tmp_path, "--cores", "2", "--configfile", str(config), "results/table1.csv", "results/table2.csv"
+        tmp_path, "results/table1.csv", "results/table2.csv", "--cores", "2", "--configfile", str(config)
     )
     for name in ("table1.csv", "table2.csv", "accuracy.csv", "detection.csv", "sweep.csv"):
         assert (tmp_path / "results" / name).read_bytes() == (tiny_run / "results" / name).read_bytes(), name
