@@ -15,6 +15,7 @@ include: "rules/attack.smk"
 include: "rules/detect.smk"
 include: "rules/clean.smk"
 include: "rules/report.smk"
+include: "rules/adaptive.smk"
 
 
 rule all:

@@ -333,10 +333,14 @@ class Cowboy:
         result.snapshots, result.snapshot_loss = snapshots, snapshot_loss
         return result
 
+    @torch.enable_grad()
     def _descend(
         self, z: torch.Tensor, x: torch.Tensor, record: list[int]
     ) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
-        """Gradient steps on the rows of one chunk; returns z at each recorded step."""
+        """Gradient steps on the rows of one chunk; returns z at each recorded step.
+
+        Gradients with respect to z are needed, so this works inside ``torch.no_grad()`` too.
+        """
         rows = z.shape[0]
         z_done = z.clone()
         steps_run = torch.full((rows,), self.steps, dtype=torch.int64, device=z.device)

@@ -47,6 +47,11 @@ _Validator = _with_defaults(Draft202012Validator)
 def _describe(error: ValidationError) -> str:
     key = ".".join(str(part) for part in error.absolute_path) or "<top level>"
     schema = error.schema if isinstance(error.schema, dict) else {}
+    attack_names = "fgsm, bim, pgd, mim or vam, optionally labelled (fgsm-std)"
+    if error.validator == "additionalProperties" and "patternProperties" in schema:
+        return f"{key}: {error.message}; allowed: {attack_names}"
+    if error.validator == "pattern":
+        return f"{key}: {error.instance!r} is not allowed; allowed: {attack_names}"
     if error.validator == "additionalProperties":
         keys = sorted(schema.get("properties", {}))
         return f"{key}: {error.message}; allowed keys: {', '.join(keys)}"
@@ -124,16 +129,22 @@ def _check_semantics(config: dict[str, Any]) -> None:
             if config["sweep"]["sigmas"] and attack not in ds["attacks"]:
                 problems.append(f"sweep.attacks: {attack!r} is not among {key}.attacks")
     cleaning = config["cleaning"]
-    if cleaning["record_steps"] and cleaning["steps"] < max(cleaning["record_steps"]):
-        if cleaning["steps"] not in cleaning["record_steps"]:
-            problems.append(
-                f"cleaning.steps: {cleaning['steps']} is below the longest recorded step "
-                f"({max(cleaning['record_steps'])}) but not among cleaning.record_steps "
-                f"{cleaning['record_steps']}; allowed: one of them, or at least the largest"
-            )
+    recorded = cleaning["record_steps"]
+    if recorded and cleaning["steps"] < max(recorded) and cleaning["steps"] not in recorded:
+        problems.append(
+            f"cleaning.steps: {cleaning['steps']} is below the longest recorded step "
+            f"({max(cleaning['record_steps'])}) but not among cleaning.record_steps "
+            f"{cleaning['record_steps']}; allowed: one of them, or at least the largest"
+        )
     for name in config["figures"]["gan_quality_datasets"]:
         if name not in config["datasets"]:
             problems.append(f"figures.gan_quality_datasets: {name!r} is not a configured dataset")
+    for name in config["adaptive"]["datasets"]:
+        if name not in config["datasets"]:
+            problems.append(f"adaptive.datasets: {name!r} is not a configured dataset")
+    check = config["adaptive"].get("check_epsilon")
+    if check is not None and check not in config["adaptive"]["epsilons"]:
+        problems.append(f"adaptive.check_epsilon: {check} is not among adaptive.epsilons")
     repro = config.get("reproduction", {}).get("dataset")
     if repro is not None and repro not in config["datasets"]:
         problems.append(f"reproduction.dataset: {repro!r} is not a configured dataset")

@@ -67,9 +67,18 @@ def accuracy_long(clean: pd.DataFrame, sigma: float, steps: int) -> pd.DataFrame
     return pd.DataFrame(rows, columns=["dataset", "attack", "quantity", "accuracy", "ci_low", "ci_high", "n"])
 
 
+def attack_sort_key(attack: str) -> tuple[int, str]:
+    """The paper's row order; labelled variants ("fgsm-std") follow their attack, "none" last."""
+    base, _, label = attack.partition("-")
+    order = ATTACK_ORDER.index(base) if base in ATTACK_ORDER else len(ATTACK_ORDER)
+    return (order, label)
+
+
 def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
-    order = {a: i for i, a in enumerate(ATTACK_ORDER)}
-    return frame.sort_values("attack", key=lambda s: s.map(order)).reset_index(drop=True)
+    if frame.empty:
+        return frame
+    keys = frame["attack"].map(attack_sort_key)
+    return frame.iloc[sorted(range(len(frame)), key=lambda i: keys.iloc[i])].reset_index(drop=True)
 
 
 def paper_table(accuracy: pd.DataFrame, quantities: list[str], datasets: list[str]) -> pd.DataFrame:
@@ -158,3 +167,31 @@ def best_on_validation(sweep: pd.DataFrame) -> pd.DataFrame:
     mean = sweep.groupby(["dataset", "method", "sigma", "steps"], as_index=False)["accuracy"].mean()
     best = mean.loc[mean.groupby(["dataset", "method"])["accuracy"].idxmax()]
     return best.reset_index(drop=True)
+
+
+def stream_metrics(
+    labels: np.ndarray,
+    is_adversarial: np.ndarray,
+    flagged: np.ndarray,
+    pred_raw: np.ndarray,
+    pred_cleaned: np.ndarray,
+) -> dict[str, float]:
+    """Detect-then-clean on a mixed stream: flagged inputs are classified after cleaning, the
+    rest as they are. Accuracy on the whole stream, its clean part (the cost of false alarms)
+    and its adversarial part, with the detector's rates."""
+    labels, adv = np.asarray(labels), np.asarray(is_adversarial, dtype=bool)
+    flagged = np.asarray(flagged, dtype=bool)
+    final = np.where(flagged, np.asarray(pred_cleaned), np.asarray(pred_raw))
+    correct = final == labels
+
+    def mean(mask: np.ndarray) -> float:
+        return float(correct[mask].mean()) if mask.any() else math.nan
+
+    return {
+        "stream_accuracy": float(correct.mean()),
+        "clean_part_accuracy": mean(~adv),
+        "adversarial_part_accuracy": mean(adv),
+        "false_alarm_rate": float(flagged[~adv].mean()) if (~adv).any() else math.nan,
+        "detection_rate": float(flagged[adv].mean()) if adv.any() else math.nan,
+        "n": int(labels.size),
+    }

@@ -126,3 +126,31 @@ def surface(
     ax.set_title(title)
     ax.set_aspect("equal")
     return fig
+
+
+def robustness_curves(table: pd.DataFrame) -> Figure:
+    """Robust accuracy against epsilon for each defence under standard and adaptive attacks."""
+    datasets = list(dict.fromkeys(table["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
+    styles = {"standard": "--", "adaptive": "-", "adaptive_detector_aware": ":"}
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        sub = table[(table["dataset"] == dataset) & table["attack"].isin(list(styles))]
+        for (defense, attack), line in sub.groupby(["defense", "attack"]):
+            line = line.sort_values("epsilon")
+            ax.errorbar(
+                line["epsilon"],
+                line["robust_accuracy"],
+                yerr=[line["robust_accuracy"] - line["ci_low"], line["ci_high"] - line["robust_accuracy"]],
+                linestyle=styles[str(attack)],
+                marker="o",
+                capsize=2,
+                label=f"{defense}, {attack}",
+            )
+        ax.axhline(0.1, color="grey", linewidth=0.8, label="chance (10 classes)")
+        ax.set_xlabel("L-inf epsilon ([0, 1] pixel units)")
+        ax.set_ylabel("robust accuracy")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(dataset)
+        ax.legend(fontsize=6)
+    fig.suptitle("Robust accuracy under standard (transfer) and adaptive (BPDA+EOT) PGD")
+    return fig

@@ -1,6 +1,6 @@
 rule attack:
     input:
-        data="results/data/{dataset}.safetensors",
+        data="results/data/{dataset}/eval.safetensors",
         classifier="results/models/{dataset}/classifier.safetensors",
     output:
         "results/attacks/{dataset}/{split}/{attack}.safetensors",

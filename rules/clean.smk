@@ -2,7 +2,7 @@
 # named by every wildcard, so a new sigma or step count adds cleaning jobs and nothing else.
 rule clean:
     input:
-        data="results/data/{dataset}.safetensors",
+        data="results/data/{dataset}/eval.safetensors",
         classifier="results/models/{dataset}/classifier.safetensors",
         gan=gan_for_ckpt,
         adversarial="results/attacks/{dataset}/{split}/{attack}.safetensors",

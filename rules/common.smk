@@ -24,7 +24,9 @@ RUN_STEPS = run_steps(CLEANING)  # the steps every cleaning job runs (curves nee
 wildcard_constraints:
     dataset="|".join(DATASETS) or "none",
     split="val|test",
-    attack="fgsm|bim|pgd|mim|vam",
+    attack=r"none|(fgsm|bim|pgd|mim|vam)(-[a-z0-9]+)?",
+    defense="none|defense_gan|cowboy",
+    epsilon=r"[0-9.e+-]+",
     method="cowboy|defense_gan",
     sigma=r"[0-9.e+-]+",
     steps=r"\d+",
@@ -141,11 +143,20 @@ def reproduction_targets():
     if "dataset" not in repro:
         return []
     ds = repro["dataset"].replace("_", "-")
-    return [f"{repro['output_dir']}/{ds}-table1.csv"]
+    return [f"{repro['output_dir']}/{ds}-table1.csv", f"{repro['output_dir']}/{ds}-results.md"]
+
+
+def reproduction_epsilons(wildcards):
+    ds = config["reproduction"]["dataset"]
+    return {name: spec["epsilon"] for name, spec in config["datasets"][ds]["attacks"].items()}
 
 
 def all_targets():
+    extra = ["results/deployment.csv"]
+    if config["adaptive"]["datasets"]:
+        extra += ["results/adaptive.csv", "results/figures/adaptive_robustness.png"]
     return [
+        *extra,
         "results/table1.csv",
         "results/table2.csv",
         "results/detection.csv",
@@ -156,8 +167,15 @@ def all_targets():
     ]
 
 
-def dataset_params(wildcards):
-    return config["datasets"][wildcards.dataset]
+def train_split_params(wildcards):
+    """Only what fixes the training images: the held-out validation split."""
+    return {"validation_size": config["datasets"][wildcards.dataset]["validation_size"]}
+
+
+def eval_split_params(wildcards):
+    ds = config["datasets"][wildcards.dataset]
+    keys = ("validation_size", "validation_attack_size", "test_size")
+    return {key: ds[key] for key in keys}
 
 
 def attack_params(wildcards):
@@ -191,4 +209,27 @@ def cowboy_grid_files():
         path.replace(".parquet", ".grid.safetensors")
         for path in table_clean_files()
         if Path(path).name.startswith("cowboy_")
+    ]
+
+
+def final_gan(wildcards):
+    return gan_checkpoint(wildcards.dataset, final_ckpt(wildcards.dataset))
+
+
+def deployment_clean_files():
+    """Cleaned originals ("none") and cleaned adversarials: the two halves of the stream."""
+    return [
+        clean_path(ds, "test", attack, "cowboy", TABLE_SIGMA, RUN_STEPS, final_ckpt(ds))
+        for ds in DATASETS
+        for attack in ["none", *attacks_of(ds)]
+    ]
+
+
+def adaptive_files():
+    adaptive = config["adaptive"]
+    return [
+        f"results/adaptive/{ds}/{defense}_eps{format_number(eps)}.parquet"
+        for ds in adaptive["datasets"]
+        for defense in ("none", "defense_gan", "cowboy")
+        for eps in adaptive["epsilons"]
     ]

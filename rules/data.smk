@@ -1,12 +1,28 @@
-rule prepare_data:
+# Two data files per dataset, so that changing the evaluated subset (test_size,
+# validation_attack_size) never retrains a model: training depends on train.safetensors only.
+rule prepare_train:
     output:
-        "results/data/{dataset}.safetensors",
+        "results/data/{dataset}/train.safetensors",
     params:
-        dataset=dataset_params,
+        split=train_split_params,
         data_root=config["data_root"],
         download=config["download"],
         seed=SEED,
     log:
-        "results/logs/prepare_data/{dataset}.log",
+        "results/logs/prepare_train/{dataset}.log",
     script:
-        "../workflow_scripts/prepare_data.py"
+        "../workflow_scripts/prepare_train.py"
+
+
+rule prepare_eval:
+    output:
+        "results/data/{dataset}/eval.safetensors",
+    params:
+        split=eval_split_params,
+        data_root=config["data_root"],
+        download=config["download"],
+        seed=SEED,
+    log:
+        "results/logs/prepare_eval/{dataset}.log",
+    script:
+        "../workflow_scripts/prepare_eval.py"

@@ -1,7 +1,7 @@
 # D-scores of real and adversarial inputs at one GAN checkpoint (Figures 3, 4 and 7).
 rule score:
     input:
-        data="results/data/{dataset}.safetensors",
+        data="results/data/{dataset}/eval.safetensors",
         classifier="results/models/{dataset}/classifier.safetensors",
         gan=gan_for_ckpt,
         attacks=attack_files,

@@ -43,7 +43,7 @@ rule figure_scores:
 
 rule figure_lowest_real:
     input:
-        data=expand("results/data/{dataset}.safetensors", dataset=DATASETS),
+        data=expand("results/data/{dataset}/eval.safetensors", dataset=DATASETS),
         test_scores=score_files("test"),
     output:
         report("results/figures/fig4_lowest_real.png", category="Figures", caption="../report/fig4.rst"),
@@ -98,10 +98,15 @@ rule toy:
 rule reproduction:
     input:
         accuracy="results/accuracy.csv",
+        detection="results/detection.csv",
+        sweep="results/sweep.csv",
+        deployment="results/deployment.csv",
     output:
-        "{outdir}/{name}-table1.csv",
+        table="{outdir}/{name}-table1.csv",
+        markdown="{outdir}/{name}-results.md",
     params:
         dataset=config.get("reproduction", {}).get("dataset"),
+        epsilons=reproduction_epsilons,
     log:
         "results/logs/report/reproduction/{outdir}/{name}.log",
     script:

@@ -1,6 +1,6 @@
 rule train_classifier:
     input:
-        "results/data/{dataset}.safetensors",
+        "results/data/{dataset}/train.safetensors",
     output:
         "results/models/{dataset}/classifier.safetensors",
     params:
@@ -18,7 +18,7 @@ rule train_classifier:
 # the rerun resumes from the previous segment's state (weights, Adam moments, RNG).
 rule train_gan:
     input:
-        data="results/data/{dataset}.safetensors",
+        data="results/data/{dataset}/train.safetensors",
         previous=previous_gan_state,
     output:
         weights="results/models/{dataset}/gan/step{step}.safetensors",

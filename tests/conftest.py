@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -77,3 +78,14 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, symlinks=True)
+
+
+def job_counts(dry_run_stdout: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of a dry run."""
+    counts: dict[str, int] = {}
+    block = dry_run_stdout.split("Job stats:", 1)[-1]
+    for line in block.splitlines():
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if match and match.group(1) != "total":
+            counts[match.group(1)] = int(match.group(2))
+    return counts

@@ -147,3 +147,11 @@ def test_bad_hyperparameters_are_refused(tiny_gan, kwargs):
     g, d = tiny_gan
     with pytest.raises(ValueError):
         Cowboy(g, d, **kwargs)
+
+
+def test_clean_works_inside_no_grad(tiny_gan, images):
+    g, d = tiny_gan
+    defense = Cowboy(g, d, steps=4)
+    expected = defense.clean(images)
+    with torch.no_grad():
+        assert torch.equal(defense.clean(images), expected)

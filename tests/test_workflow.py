@@ -1,13 +1,12 @@
 """The real pipeline on config/tiny.yaml (real Fashion-MNIST, tiny sizes)."""
 
-import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from .conftest import REPO, run_snakemake, tiny_config
+from .conftest import REPO, job_counts, run_snakemake, tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -20,17 +19,6 @@ FIGURES = [
     "fig6_gan_quality_cleaning",
     "fig7_gan_quality_detection",
 ]
-
-
-def job_counts(dry_run_stdout: str) -> dict[str, int]:
-    """Parse the 'Job stats' table of a dry run."""
-    counts: dict[str, int] = {}
-    block = dry_run_stdout.split("Job stats:", 1)[-1]
-    for line in block.splitlines():
-        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if match and match.group(1) != "total":
-            counts[match.group(1)] = int(match.group(2))
-    return counts
 
 
 def test_tables_detection_and_all_figures(tiny_run: Path):

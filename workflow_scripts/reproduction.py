@@ -1,11 +1,30 @@
-"""Our Table 1/2 numbers for one dataset beside the paper's (docs/reproduction)."""
+"""One dataset's Tables 1-2 beside the paper's numbers, as CSV and Markdown (docs/reproduction)."""
+
+from pathlib import Path
 
 import pandas as pd
 
-from cowboy_core.io import write_dataframe
-from cowboy_core.paper import comparison_table
+from cowboy_core.io import write_dataframe, write_text
+from cowboy_core.paper import comparison_table, markdown_report
 from cowboy_core.runtime import start_job
 
 start_job(snakemake)
-accuracy = pd.read_csv(snakemake.input.accuracy)
-write_dataframe(comparison_table(accuracy, snakemake.params.dataset), snakemake.output[0])
+inp, params = snakemake.input, snakemake.params
+accuracy = pd.read_csv(inp.accuracy)
+write_dataframe(comparison_table(accuracy, params.dataset, dict(params.epsilons)), snakemake.output.table)
+
+timings = []
+for tsv in sorted(Path("results/benchmarks").rglob("*.tsv")):
+    frame = pd.read_csv(tsv, sep="\t")
+    frame["rule"] = tsv.relative_to("results/benchmarks").parts[0]
+    timings.append(frame)
+report = markdown_report(
+    params.dataset,
+    accuracy,
+    pd.read_csv(inp.detection),
+    pd.read_csv(inp.sweep),
+    pd.read_csv(inp.deployment),
+    dict(params.epsilons),
+    pd.concat(timings, ignore_index=True) if timings else None,
+)
+write_text(snakemake.output.markdown, report)

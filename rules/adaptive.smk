@@ -1,0 +1,50 @@
+# Beyond the paper: detect-then-clean on a mixed stream, and adaptive white-box attacks
+# (BPDA + EOT, detector-aware) on the whole defended pipeline.
+rule deployment:
+    input:
+        clean=deployment_clean_files(),
+        detection="results/detection.csv",
+    output:
+        report("results/deployment.csv", category="Beyond the paper", caption="../report/deployment.rst"),
+    params:
+        sigma=CLEANING["sigma"],
+        steps=TABLE_STEPS,
+        seed=SEED,
+    log:
+        "results/logs/report/deployment.log",
+    script:
+        "../workflow_scripts/deployment.py"
+
+
+rule adaptive_attack:
+    input:
+        data="results/data/{dataset}/eval.safetensors",
+        classifier="results/models/{dataset}/classifier.safetensors",
+        gan=final_gan,
+        detection="results/detection.csv",
+    output:
+        "results/adaptive/{dataset}/{defense}_eps{epsilon}.parquet",
+    params:
+        adaptive=config["adaptive"],
+        cleaning=cleaning_params,
+        sigma=CLEANING["sigma"],
+        steps=TABLE_STEPS,
+        seed=SEED,
+    log:
+        "results/logs/adaptive/{dataset}/{defense}_eps{epsilon}.log",
+    benchmark:
+        "results/benchmarks/adaptive/{dataset}/{defense}_eps{epsilon}.tsv"
+    script:
+        "../workflow_scripts/adaptive_attack.py"
+
+
+rule adaptive_report:
+    input:
+        adaptive_files(),
+    output:
+        table=report("results/adaptive.csv", category="Beyond the paper", caption="../report/adaptive.rst"),
+        figure=report("results/figures/adaptive_robustness.png", category="Beyond the paper", caption="../report/adaptive.rst"),
+    log:
+        "results/logs/report/adaptive.log",
+    script:
+        "../workflow_scripts/adaptive_report.py"

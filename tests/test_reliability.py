@@ -1,0 +1,113 @@
+"""Kill and resume: a SIGKILLed GAN segment or cleaning job is redone, never trusted."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from cowboy_core.io import load_tensors
+
+from .conftest import REPO, job_counts, run_snakemake, tiny_config
+
+pytestmark = pytest.mark.slow
+
+GAN_STEPS = 120
+FINAL = f"results/models/fashion_mnist/gan/step{GAN_STEPS}.safetensors"
+
+
+def _config(workdir: Path) -> Path:
+    return tiny_config(
+        workdir, datasets__fashion_mnist__gan={"steps": GAN_STEPS, "batch_size": 32, "checkpoints": [10]}
+    )
+
+
+def _start(workdir: Path, target: str) -> subprocess.Popen[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        target,
+        "--cores",
+        "2",
+        "--configfile",
+        str(workdir / "config.yaml"),
+    ]
+    return subprocess.Popen(
+        cmd,
+        cwd=workdir,
+        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "COWBOY_DEVICE": "cpu"},
+    )
+
+
+def _kill_when(proc: subprocess.Popen[str], started: Path, timeout: float = 300) -> None:
+    """SIGKILL the whole snakemake process group once ``started`` exists and has grown."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and not (started.exists() and started.stat().st_size > 0):
+        if proc.poll() is not None:
+            raise AssertionError("the workflow ended before it could be killed")
+        time.sleep(0.2)
+    time.sleep(2.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def test_killed_gan_segment_resumes_from_last_checkpoint(tmp_path: Path):
+    straight = tmp_path / "straight"
+    killed = tmp_path / "killed"
+    for workdir in (straight, killed):
+        workdir.mkdir()
+        _config(workdir)
+    run_snakemake(straight, FINAL, "--cores", "2", "--configfile", str(straight / "config.yaml"))
+
+    proc = _start(killed, FINAL)
+    _kill_when(proc, killed / f"results/logs/train_gan/fashion_mnist/step{GAN_STEPS}.log")
+    assert (killed / "results/models/fashion_mnist/gan/step10.state.pt").exists()
+    assert not (killed / FINAL).exists()
+
+    dry = run_snakemake(killed, FINAL, "-n", "--cores", "2", "--configfile", str(killed / "config.yaml"))
+    assert job_counts(dry.stdout) == {"train_gan": 1}  # only the killed segment is redone
+    run_snakemake(killed, FINAL, "--cores", "2", "--configfile", str(killed / "config.yaml"))
+    a, _ = load_tensors(straight / FINAL)
+    b, _ = load_tensors(killed / FINAL)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_killed_cleaning_leaves_no_partial_output(tmp_path: Path):
+    config = tiny_config(tmp_path, cleaning__steps=400, cleaning__record_steps=[3])
+    target = "results/clean/fashion_mnist/test/fgsm/cowboy_sigma1_steps400_ckpt20.parquet"
+    run_snakemake(
+        tmp_path,
+        "results/attacks/fashion_mnist/test/fgsm.safetensors",
+        "results/models/fashion_mnist/gan/step20.safetensors",
+        "--cores",
+        "2",
+        "--configfile",
+        str(config),
+    )
+    proc = _start(tmp_path, target)
+    _kill_when(
+        proc, tmp_path / "results/logs/clean/fashion_mnist/test/fgsm/cowboy_sigma1_steps400_ckpt20.log"
+    )
+    out_dir = (tmp_path / target).parent
+    assert not (tmp_path / target).exists()
+    assert not any(p.suffix == ".parquet" for p in out_dir.glob("*")) if out_dir.exists() else True
+    run_snakemake(tmp_path, target, "--cores", "2", "--configfile", str(config))
+    import pandas as pd
+
+    assert len(pd.read_parquet(tmp_path / target)) == 2 * 48
+    assert not list(out_dir.glob(".*.tmp"))

@@ -1,0 +1,24 @@
+"""Training images minus a seeded held-out validation split (uint8 safetensors)."""
+
+from cowboy_core.data import IMAGE_SHAPES, DatasetName, load_images, split_indices
+from cowboy_core.io import save_tensors
+from cowboy_core.runtime import start_job
+
+start_job(snakemake)
+params = snakemake.params
+name = DatasetName.parse(snakemake.wildcards.dataset)
+images, labels = load_images(name, train=True, root=params.data_root, download=params.download)
+train_idx, heldout_idx = split_indices(images.shape[0], params.split["validation_size"], params.seed)
+shape = IMAGE_SHAPES[name]
+save_tensors(
+    snakemake.output[0],
+    {
+        "train_images": images[train_idx],
+        "train_labels": labels[train_idx],
+        "train_index": train_idx,
+        "heldout_images": images[heldout_idx],
+        "heldout_labels": labels[heldout_idx],
+        "heldout_index": heldout_idx,
+    },
+    {"dataset": name.value, "channels": shape.channels, "image_size": shape.size},
+)
