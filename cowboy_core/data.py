@@ -7,13 +7,14 @@ preprocessing the paper applies, with ``int64`` labels.
 from __future__ import annotations
 
 import gzip
-import shutil
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .io import atomic_path
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -72,10 +73,9 @@ def _stage_debian_fashion_mnist(root: Path, source: Path) -> None:
     for gz in sorted(source.glob("*-ubyte.gz")):
         target = raw / gz.name[: -len(".gz")]
         if not target.exists():
-            tmp = target.with_suffix(".partial")
-            with gzip.open(gz, "rb") as fin, open(tmp, "wb") as fout:
-                shutil.copyfileobj(fin, fout)
-            tmp.replace(target)
+            # Unique temporary names: two jobs may stage the same files at once.
+            with atomic_path(target, clear_stale=False) as tmp, gzip.open(gz, "rb") as fin:
+                tmp.write_bytes(fin.read())
 
 
 def _install_hint(name: DatasetName) -> str:

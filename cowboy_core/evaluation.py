@@ -83,9 +83,8 @@ def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
 
 def paper_table(accuracy: pd.DataFrame, quantities: list[str], datasets: list[str]) -> pd.DataFrame:
     """Wide table like the paper's: attacks as rows, ``{dataset}/{quantity}`` columns."""
-    wide = accuracy[accuracy["quantity"].isin(quantities)].pivot_table(
-        index="attack", columns=["dataset", "quantity"], values="accuracy", sort=False
-    )
+    rows = accuracy[accuracy["quantity"].isin(quantities) & (accuracy["attack"] != "none")]
+    wide = rows.pivot_table(index="attack", columns=["dataset", "quantity"], values="accuracy", sort=False)
     columns = [(d, q) for d in datasets for q in quantities if (d, q) in wide.columns]
     wide = wide.reindex(columns=pd.MultiIndex.from_tuples(columns))
     wide.columns = [f"{d}/{q}" for d, q in columns]

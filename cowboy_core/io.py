@@ -26,16 +26,20 @@ class CheckpointError(ValueError):
 
 
 @contextlib.contextmanager
-def atomic_path(path: PathLike) -> Iterator[Path]:
+def atomic_path(path: PathLike, *, clear_stale: bool = True) -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; rename it onto ``path`` only if the block succeeds.
 
-    A killed job or a full disk therefore never leaves a half-written output behind.
+    A killed job or a full disk therefore never leaves a half-written output behind. With
+    ``clear_stale``, temporary files left by a killed earlier writer of ``path`` are removed
+    first; pass False where several processes may write the same file at once.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    # A job killed by SIGKILL cannot clean up; its stale temporary files go on the next write.
-    for stale in target.parent.glob(f".{target.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
+    # A job killed by SIGKILL cannot clean up; Snakemake runs one writer per output, so any
+    # temporary file of this output is a dead job's.
+    for stale in target.parent.glob(f".{target.name}.*.tmp") if clear_stale else ():
+        with contextlib.suppress(OSError):
+            stale.unlink()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)

@@ -56,7 +56,9 @@ def score_violins(scores: pd.DataFrame) -> Figure:
 
 def grids_figure(panels: Sequence[tuple[str, torch.Tensor]], title: str, columns: int = 8) -> Figure:
     """Rows of image grids with labels (Figures 4 and 5)."""
-    fig, axes = plt.subplots(len(panels), 1, figsize=(columns * 0.9, 1.4 * len(panels) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(columns * 0.9, 1.4 * len(panels) + 0.6), squeeze=False, layout="constrained"
+    )
     for ax, (label, images) in zip(axes[:, 0], panels, strict=True):
         grid = image_grid(images, columns)
         ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=1)

@@ -79,7 +79,8 @@ def load_split(path: str, split: str) -> tuple[torch.Tensor, torch.Tensor, torch
 
     tensors, meta = load_tensors(path)
     if f"{split}_images" not in tensors:
-        raise ValueError(f"{path} has no split {split!r}; splits: train, val, test")
+        splits = sorted(k[: -len("_images")] for k in tensors if k.endswith("_images"))
+        raise ValueError(f"{path} has no split {split!r}; it holds: {', '.join(splits)}")
     return (
         to_unit_range(tensors[f"{split}_images"]),
         tensors[f"{split}_labels"],

@@ -179,7 +179,7 @@ def eval_split_params(wildcards):
 
 
 def attack_params(wildcards):
-    return config["datasets"][wildcards.dataset]["attacks"][wildcards.attack]
+    return config["datasets"][wildcards.dataset]["attacks"].get(wildcards.attack, {})
 
 
 def classifier_params(wildcards):

@@ -77,6 +77,8 @@ def test_killed_gan_segment_resumes_from_last_checkpoint(tmp_path: Path):
     assert (killed / "results/models/fashion_mnist/gan/step10.state.pt").exists()
     assert not (killed / FINAL).exists()
 
+    # After a SIGKILL, Snakemake's directory lock stays; a user unlocks once, as Snakemake says.
+    run_snakemake(killed, "--unlock", "--configfile", str(killed / "config.yaml"))
     dry = run_snakemake(killed, FINAL, "-n", "--cores", "2", "--configfile", str(killed / "config.yaml"))
     assert job_counts(dry.stdout) == {"train_gan": 1}  # only the killed segment is redone
     run_snakemake(killed, FINAL, "--cores", "2", "--configfile", str(killed / "config.yaml"))
@@ -103,6 +105,7 @@ def test_killed_cleaning_leaves_no_partial_output(tmp_path: Path):
     _kill_when(
         proc, tmp_path / "results/logs/clean/fashion_mnist/test/fgsm/cowboy_sigma1_steps400_ckpt20.log"
     )
+    run_snakemake(tmp_path, "--unlock", "--configfile", str(config))
     out_dir = (tmp_path / target).parent
     assert not (tmp_path / target).exists()
     assert not any(p.suffix == ".parquet" for p in out_dir.glob("*")) if out_dir.exists() else True

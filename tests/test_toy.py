@@ -10,8 +10,8 @@ def toy():
     return run_toy(
         samples=2000,
         classifier_steps=300,
-        gan_steps=1500,
-        epsilon=1.5,
+        gan_steps=3000,
+        epsilon=3.0,
         sigma=0.5,
         cleaning_steps=200,
         cleaning_lr=0.05,

@@ -1,4 +1,6 @@
-"""Attack one split's images with one attack against the classifier."""
+"""Attack one split's images against the classifier ("none" passes them through unchanged)."""
+
+import sys
 
 from cowboy_core.attacks import AttackName, AttackSpec, run_attack
 from cowboy_core.io import load_models, save_tensors
@@ -7,23 +9,19 @@ from cowboy_core.training import predict
 
 wc = snakemake.wildcards
 device = start_job(snakemake, seed_offset=stable_offset(wc.dataset, wc.split, wc.attack))
-params = snakemake.params.attack
 images, labels, index, meta = load_split(snakemake.input.data, wc.split)
-models, _ = load_models(
-    snakemake.input.classifier,
-    device=device,
-    expect={"classifier": {"channels": meta["channels"]}},
-)
-classifier = models["classifier"].eval()
-spec = AttackSpec(AttackName.parse(wc.attack), params["epsilon"], params["steps"], params["rel_stepsize"])
-adversarial = run_attack(classifier, images, labels, spec, device=device)
-accuracy = (predict(classifier, adversarial, device=device).cpu() == labels).float().mean().item()
-print(
-    f"{wc.dataset} {wc.split} {wc.attack} eps={spec.epsilon}: accuracy {accuracy:.4f}",
-    file=__import__("sys").stderr,
-)
-save_tensors(
-    snakemake.output[0],
-    {"adversarial": adversarial, "index": index},
-    {"attack": wc.attack, "epsilon": spec.epsilon, "norm": spec.name.norm, "steps": spec.steps},
-)
+if wc.attack == "none":
+    # The clean half of the detect-then-clean stream: cleaned like any attack's images.
+    adversarial, meta_out = images, {"attack": "none", "epsilon": 0.0, "norm": "none", "steps": 0}
+else:
+    classifier = load_models(
+        snakemake.input.classifier, device=device, expect={"classifier": {"channels": meta["channels"]}}
+    )[0]["classifier"]
+    params = snakemake.params.attack
+    name = AttackName.parse(wc.attack.split("-")[0])  # "fgsm-std" is FGSM at another budget
+    spec = AttackSpec(name, params["epsilon"], params["steps"], params["rel_stepsize"])
+    adversarial = run_attack(classifier.eval(), images, labels, spec, device=device)
+    accuracy = (predict(classifier, adversarial, device=device).cpu() == labels).float().mean().item()
+    print(f"{wc.dataset} {wc.split} {wc.attack} eps={spec.epsilon}: accuracy {accuracy:.4f}", file=sys.stderr)
+    meta_out = {"attack": wc.attack, "epsilon": spec.epsilon, "norm": spec.name.norm, "steps": spec.steps}
+save_tensors(snakemake.output[0], {"adversarial": adversarial, "index": index}, meta_out)

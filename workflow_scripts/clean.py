@@ -12,7 +12,8 @@ wc = snakemake.wildcards
 device = start_job(snakemake, seed_offset=stable_offset(wc.dataset, wc.split, wc.attack))
 p = snakemake.params.cleaning
 images, labels, index, meta = load_split(snakemake.input.data, wc.split)
-adversarial = load_tensors(snakemake.input.adversarial)[0]["adversarial"]
+attack_tensors, attack_meta = load_tensors(snakemake.input.adversarial)
+adversarial = attack_tensors["adversarial"]
 shape = {"channels": meta["channels"], "image_size": meta["image_size"]}
 classifier = load_models(
     snakemake.input.classifier,
@@ -50,6 +51,7 @@ base = {
     "dataset": wc.dataset,
     "split": wc.split,
     "attack": wc.attack,
+    "epsilon": float(attack_meta["epsilon"]),
     "method": wc.method,
     "sigma": float(wc.sigma),
     "ckpt": int(wc.ckpt),

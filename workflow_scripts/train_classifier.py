@@ -20,9 +20,9 @@ train_classifier(
     device=device,
     progress=True,
 )
-val_x, val_y, _, _ = load_split(snakemake.input[0], "val")
+val_x, val_y, _, _ = load_split(snakemake.input[0], "heldout")
 accuracy = (predict(model, val_x, device=device).cpu() == val_y).float().mean().item()
-print(f"validation accuracy {accuracy:.4f}", file=__import__("sys").stderr)
+print(f"held-out validation accuracy {accuracy:.4f}", file=__import__("sys").stderr)
 save_models(
     snakemake.output[0],
     {"classifier": model},
