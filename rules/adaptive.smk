@@ -48,3 +48,19 @@ rule adaptive_report:
         "results/logs/report/adaptive.log",
     script:
         "../workflow_scripts/adaptive_report.py"
+
+
+rule epsilon_sweep:
+    input:
+        data="results/data/{dataset}/eval.safetensors",
+        classifier="results/models/{dataset}/classifier.safetensors",
+    output:
+        "results/epsilon_sweep/{dataset}.csv",
+    params:
+        sweep=config["epsilon_sweep"],
+        attacks=attacks_config,
+        seed=SEED,
+    log:
+        "results/logs/epsilon_sweep/{dataset}.log",
+    script:
+        "../workflow_scripts/epsilon_sweep.py"

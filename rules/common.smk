@@ -153,6 +153,7 @@ def reproduction_epsilons(wildcards):
 
 def all_targets():
     extra = ["results/deployment.csv"]
+    extra += [f"results/epsilon_sweep/{ds}.csv" for ds in config["epsilon_sweep"]["datasets"]]
     if config["adaptive"]["datasets"]:
         extra += ["results/adaptive.csv", "results/figures/adaptive_robustness.png"]
     return [
@@ -233,3 +234,7 @@ def adaptive_files():
         for defense in ("none", "defense_gan", "cowboy")
         for eps in adaptive["epsilons"]
     ]
+
+
+def attacks_config(wildcards):
+    return config["datasets"][wildcards.dataset]["attacks"]

@@ -1,0 +1,43 @@
+"""Undefended validation accuracy per attack and epsilon (to match attack strength honestly)."""
+
+import pandas as pd
+
+from cowboy_core.attacks import AttackName, AttackSpec, run_attack
+from cowboy_core.evaluation import wilson_interval
+from cowboy_core.io import load_models, write_dataframe
+from cowboy_core.runtime import load_split, start_job
+from cowboy_core.training import predict
+
+device = start_job(snakemake)
+params = snakemake.params
+images, labels, _, _ = load_split(snakemake.input.data, "val")
+classifier = load_models(snakemake.input.classifier, device=device)[0]["classifier"].eval()
+rows = []
+for name, spec in params.attacks.items():
+    if "-" in name:
+        continue  # labelled variants share their attack's curve
+    attack = AttackName.parse(name)
+    grid = params.sweep["vam_epsilons"] if attack is AttackName.VAM else params.sweep["epsilons"]
+    for epsilon in grid:
+        adversarial = run_attack(
+            classifier,
+            images,
+            labels,
+            AttackSpec(attack, epsilon, spec["steps"], spec["rel_stepsize"]),
+            device=device,
+        )
+        correct = int((predict(classifier, adversarial, device=device).cpu() == labels).sum())
+        low, high = wilson_interval(correct, len(labels))
+        rows.append(
+            {
+                "dataset": snakemake.wildcards.dataset,
+                "attack": name,
+                "epsilon": epsilon,
+                "norm": attack.norm,
+                "val_accuracy": correct / len(labels),
+                "ci_low": low,
+                "ci_high": high,
+                "n": len(labels),
+            }
+        )
+write_dataframe(pd.DataFrame(rows), snakemake.output[0])
