@@ -237,4 +237,10 @@ def adaptive_files():
 
 
 def attacks_config(wildcards):
-    return config["datasets"][wildcards.dataset]["attacks"]
+    """Attack settings other than the budget: the epsilon sweep sets the budgets itself."""
+    attacks = config["datasets"][wildcards.dataset]["attacks"]
+    return {
+        name: {key: value for key, value in spec.items() if key != "epsilon"}
+        for name, spec in attacks.items()
+        if "-" not in name
+    }

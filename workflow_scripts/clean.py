@@ -42,6 +42,7 @@ print(
     f"steps={wc.steps} ckpt={wc.ckpt}",
     file=__import__("sys").stderr,
 )
+# The same z0 for every method and attack: Table 2 compares the methods on paired starts.
 result = defense.clean_detailed(
     adversarial,
     seed=snakemake.params.seed,
