@@ -56,7 +56,7 @@ def flops_per_sample_step(defense: Cowboy, x: torch.Tensor) -> float:
     z = torch.randn(x.shape[0], defense.latent_dim, requires_grad=True)
     with FlopCounterMode(display=False) as counter:
         loss, _ = defense.loss(z, x)
-        torch.autograd.grad(loss.sum(), z)
+        loss.sum().backward()
     return counter.get_total_flops() / x.shape[0]
 
 
@@ -187,11 +187,18 @@ def convergence(args: argparse.Namespace, report: dict[str, Any]) -> None:
         return
     gan, _ = load_models(gan_files[-1])
     classifier = load_models(root / "models/fashion_mnist/classifier.safetensors")[0]["classifier"].eval()
-    _, labels, _, _ = load_split(str(root / "data/fashion_mnist.safetensors"), "val")
-    adversarial = load_tensors(attack)[0]["adversarial"]
-    n = 64 if args.quick else 256
+    _, labels, _, _ = load_split(str(root / "data/fashion_mnist/eval.safetensors"), "val")
+    attack_tensors, attack_meta = load_tensors(attack)
+    adversarial = attack_tensors["adversarial"]
+    report["convergence_attack"] = {
+        "attack": "fgsm",
+        "epsilon": attack_meta["epsilon"],
+        "split": "val",
+        "images": args.curve_images or (64 if args.quick else 256),
+    }
+    n = args.curve_images or (64 if args.quick else 256)
     x, y = adversarial[:n], labels[:n]
-    gd_steps = 500 if args.quick else 5000
+    gd_steps = args.gd_steps or (500 if args.quick else 5000)
     record = sorted({s for s in (10, 25, 50, 100, 200, 300, 500, 1000, 2000, 3000, 5000) if s <= gd_steps})
     curves: dict[str, list[dict[str, float]]] = {}
     settings = {
@@ -281,6 +288,8 @@ def main() -> None:
     parser.add_argument("--results", default="results", help="pipeline results with trained models")
     parser.add_argument("--width", type=int, default=32, help="DCGAN width (the quick config's)")
     parser.add_argument("--sigma", type=float, default=1.0)
+    parser.add_argument("--gd-steps", type=int, help="plain-GD steps of the curve (default 5000)")
+    parser.add_argument("--curve-images", type=int, help="validation images for the curve")
     args = parser.parse_args()
     torch.manual_seed(0)
     report: dict[str, Any] = {

@@ -143,7 +143,11 @@ def reproduction_targets():
     if "dataset" not in repro:
         return []
     ds = repro["dataset"].replace("_", "-")
-    return [f"{repro['output_dir']}/{ds}-table1.csv", f"{repro['output_dir']}/{ds}-results.md"]
+    return [
+        f"{repro['output_dir']}/{ds}-table1.csv",
+        f"{repro['output_dir']}/{ds}-results.md",
+        f"{repro['output_dir']}/{ds}-figures",
+    ]
 
 
 def reproduction_epsilons(wildcards):

@@ -101,9 +101,11 @@ rule reproduction:
         detection="results/detection.csv",
         sweep="results/sweep.csv",
         deployment="results/deployment.csv",
+        figures=figure_targets(),
     output:
         table="{outdir}/{name}-table1.csv",
         markdown="{outdir}/{name}-results.md",
+        figures=directory("{outdir}/{name}-figures"),
     params:
         dataset=config.get("reproduction", {}).get("dataset"),
         epsilons=reproduction_epsilons,

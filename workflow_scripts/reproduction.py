@@ -1,5 +1,7 @@
-"""One dataset's Tables 1-2 beside the paper's numbers, as CSV and Markdown (docs/reproduction)."""
+"""One dataset's Tables 1-2 beside the paper's numbers, as CSV and Markdown, and its figures
+(docs/reproduction)."""
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -28,3 +30,8 @@ report = markdown_report(
     pd.concat(timings, ignore_index=True) if timings else None,
 )
 write_text(snakemake.output.markdown, report)
+
+figures = Path(snakemake.output.figures)
+figures.mkdir(parents=True, exist_ok=True)
+for png in snakemake.input.figures:
+    shutil.copyfile(png, figures / Path(png).name)
