@@ -254,7 +254,9 @@ def plot_convergence(curves: dict[str, list[dict[str, float]]], path: Path) -> N
     ax.set_ylabel("accuracy after cleaning")
     ax.set_title("Fashion-MNIST FGSM (validation): accuracy against time")
     ax.legend()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    from cowboy_core.plots import save_figure
+
+    save_figure(fig, path)
 
 
 def memory_for_10k(width: int) -> float:
