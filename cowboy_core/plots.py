@@ -40,13 +40,14 @@ def image_grid(images: torch.Tensor, columns: int = 8) -> np.ndarray:
 def score_violins(scores: pd.DataFrame) -> Figure:
     """Figure 3: D-scores of real test inputs and of each attack, one panel per dataset."""
     datasets = list(dict.fromkeys(scores["dataset"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.6), squeeze=False)
+    width = max(4.5, 0.55 * scores["source"].nunique())
+    fig, axes = plt.subplots(1, len(datasets), figsize=(width * len(datasets), 3.8), squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
         sub = scores[scores["dataset"] == dataset]
         sources = list(dict.fromkeys(sub["source"]))
         data = [sub[sub["source"] == s]["d_score"].to_numpy() for s in sources]
         ax.violinplot(data, showmedians=True)
-        ax.set_xticks(range(1, len(sources) + 1), sources)
+        ax.set_xticks(range(1, len(sources) + 1), sources, rotation=45, ha="right")
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(dataset)
         ax.set_ylabel("D(x)")
