@@ -8,18 +8,19 @@ are L-infinity attacks; VAM (virtual adversarial, Miyato et al.) has an L2 budge
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import torch
 from torch import nn
+
+from .choices import Choice
 
 BOUNDS = (-1.0, 1.0)
 # The models' input range is twice as wide as the [0, 1] range epsilons are quoted in.
 PIXEL_SCALE = BOUNDS[1] - BOUNDS[0]
 
 
-class AttackName(StrEnum):
+class AttackName(Choice, what="attack"):
     """The attacks of the paper's Tables 1 and 2."""
 
     FGSM = "fgsm"
@@ -27,14 +28,6 @@ class AttackName(StrEnum):
     PGD = "pgd"
     MIM = "mim"
     VAM = "vam"
-
-    @classmethod
-    def parse(cls, name: str | AttackName) -> AttackName:
-        try:
-            return cls(name)
-        except ValueError:
-            allowed = ", ".join(member.value for member in cls)
-            raise ValueError(f"unknown attack {name!r}; allowed: {allowed}") from None
 
     @property
     def norm(self) -> str:

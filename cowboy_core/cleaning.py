@@ -17,7 +17,6 @@ import sys
 from collections.abc import Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import torch
@@ -26,38 +25,23 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 from tqdm import tqdm
 
+from .choices import Choice
 from .detection import discriminator_logits, scores_from_logits
 
 
-class Method(StrEnum):
+class Method(Choice, what="cleaning method"):
     """Cleaning objective: the paper's (with D) or the Defense-GAN baseline (without)."""
 
     COWBOY = "cowboy"
     DEFENSE_GAN = "defense_gan"
 
-    @classmethod
-    def parse(cls, name: str | Method) -> Method:
-        try:
-            return cls(name)
-        except ValueError:
-            allowed = ", ".join(member.value for member in cls)
-            raise ValueError(f"unknown cleaning method {name!r}; allowed: {allowed}") from None
 
-
-class Optimizer(StrEnum):
+class Optimizer(Choice, what="optimizer"):
     """Update rule on z: the paper's plain gradient descent, or heavy-ball momentum, or Adam."""
 
     GD = "gd"
     MOMENTUM = "momentum"
     ADAM = "adam"
-
-    @classmethod
-    def parse(cls, name: str | Optimizer) -> Optimizer:
-        try:
-            return cls(name)
-        except ValueError:
-            allowed = ", ".join(member.value for member in cls)
-            raise ValueError(f"unknown optimizer {name!r}; allowed: {allowed}") from None
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import gzip
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .choices import Choice
 from .io import atomic_path
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
-class DatasetName(StrEnum):
+class DatasetName(Choice, what="dataset"):
     """The paper's datasets, plus the toy of Figures 1 and 2."""
 
     MNIST = "mnist"
@@ -27,14 +27,6 @@ class DatasetName(StrEnum):
     CIFAR10 = "cifar10"
     SVHN = "svhn"
     GAUSSIANS = "gaussians"
-
-    @classmethod
-    def parse(cls, name: str | DatasetName) -> DatasetName:
-        try:
-            return cls(name)
-        except ValueError:
-            allowed = ", ".join(member.value for member in cls)
-            raise ValueError(f"unknown dataset {name!r}; allowed: {allowed}") from None
 
 
 @dataclass(frozen=True)

@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 import torch
 from torch import nn
 
+from .choices import Choice
 from .cleaning import Cowboy
 
 
-class Policy(StrEnum):
+class Policy(Choice, what="policy"):
     """What to do with inputs: clean the flagged ones, clean every one, or reject the flagged."""
 
     DETECT_THEN_CLEAN = "detect-then-clean"
     CLEAN_ALL = "clean-all"
     REJECT = "reject"
-
-    @classmethod
-    def parse(cls, name: str | Policy) -> Policy:
-        try:
-            return cls(name)
-        except ValueError:
-            allowed = ", ".join(member.value for member in cls)
-            raise ValueError(f"unknown policy {name!r}; allowed: {allowed}") from None
 
 
 @dataclass
