@@ -30,9 +30,9 @@ def images() -> torch.Tensor:
     return torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
 
 
-def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the repository's workflow with ``workdir`` as its working directory."""
-    cmd = [
+def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
+    """The command line that runs the repository's workflow in ``workdir``."""
+    return [
         sys.executable,
         "-m",
         "snakemake",
@@ -42,6 +42,11 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.C
         str(workdir),
         *args,
     ]
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the repository's workflow with ``workdir`` as its working directory."""
+    cmd = snakemake_cmd(workdir, *args)
     env = {**os.environ, "COWBOY_DEVICE": "cpu"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
     if check and proc.returncode != 0:

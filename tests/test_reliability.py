@@ -3,7 +3,6 @@
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import torch
 
 from cowboy_core.io import load_tensors
 
-from .conftest import REPO, job_counts, run_snakemake, tiny_config
+from .conftest import job_counts, run_snakemake, snakemake_cmd, tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -27,20 +26,7 @@ def _config(workdir: Path) -> Path:
 
 
 def _start(workdir: Path, target: str) -> subprocess.Popen[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        target,
-        "--cores",
-        "2",
-        "--configfile",
-        str(workdir / "config.yaml"),
-    ]
+    cmd = snakemake_cmd(workdir, target, "--cores", "2", "--configfile", str(workdir / "config.yaml"))
     return subprocess.Popen(
         cmd,
         cwd=workdir,

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import REPO, tiny_config
+from .conftest import snakemake_cmd, tiny_config
 
 pytestmark = [
     pytest.mark.slow,
@@ -157,7 +157,7 @@ def _profile(workdir: Path) -> Path:
                 "latency-wait": 10,
                 "slurm-status-command": "squeue",
                 "slurm-init-seconds-before-status-checks": 5,
-        "seconds-between-status-checks": 2,
+                "seconds-between-status-checks": 2,
                 "slurm-no-account": True,
                 "default-resources": {
                     "slurm_partition": "debug",
@@ -183,21 +183,15 @@ def _submit(
     workdir: Path, *extra: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     config = workdir / "config.yaml"
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
+    cmd = snakemake_cmd(
+        workdir,
         "results/table2.csv",
         "--profile",
         str(_profile(workdir)),
         "--configfile",
         str(config),
         *extra,
-    ]
+    )
     return subprocess.run(
         cmd,
         capture_output=True,
