@@ -22,10 +22,10 @@ discriminator = load_models(
     expect={"discriminator": shape},
 )[0]["discriminator"]
 frames = []
-sources = [("real", images)] + [
-    (load_tensors(path)[1]["attack"], load_tensors(path)[0]["adversarial"])
-    for path in snakemake.input.attacks
-]
+sources = [("real", images)]
+for path in snakemake.input.attacks:
+    tensors, meta = load_tensors(path)  # read each attack file once
+    sources.append((meta["attack"], tensors["adversarial"]))
 for source, x in sources:
     logits = discriminator_logits(discriminator, x, device=device)
     frames.append(
