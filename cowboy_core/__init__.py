@@ -5,9 +5,10 @@ Importing this package does not import Snakemake.
 """
 
 from .attacks import AttackName, AttackSpec
-from .cleaning import CleaningResult, Cowboy, Method, Optimizer, fold_batchnorm
+from .cleaning import CleaningResult, Cowboy, Method, Optimizer
 from .data import DatasetName
 from .defended import DefendedClassifier, DefenseReport, Policy
+from .reparam import fold_batchnorm, subpixel_convs
 
 __all__ = [
     "AttackName",
@@ -21,5 +22,6 @@ __all__ = [
     "Optimizer",
     "Policy",
     "fold_batchnorm",
+    "subpixel_convs",
 ]
 __version__ = "0.1.0"

@@ -196,8 +196,13 @@ def gan_params(wildcards):
 
 
 def cleaning_params(wildcards):
-    """Cleaning settings shared by all jobs; sigma, steps and method come from the wildcards."""
-    return {key: value for key, value in CLEANING.items() if key not in ("methods", "sigma", "steps")}
+    """Cleaning settings shared by all jobs; sigma, steps and method come from the wildcards.
+
+    batch_size and compile only change how fast a job runs, so they are left out: changing
+    them must not rerun finished jobs (the scripts read them from the config).
+    """
+    skip = ("methods", "sigma", "steps", "batch_size", "compile")
+    return {key: value for key, value in CLEANING.items() if key not in skip}
 
 
 def table_score_files(wildcards):

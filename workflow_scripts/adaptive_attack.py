@@ -12,7 +12,7 @@ from cowboy_core.runtime import load_split, start_job
 
 device = start_job(snakemake)
 wc, params = snakemake.wildcards, snakemake.params
-cfg, p = params.adaptive, params.cleaning
+cfg = params.adaptive  # params.cleaning stays in the rule as a rerun trigger
 images, labels, _, meta = load_split(snakemake.input.data, "test")
 images, labels = images[: cfg["size"]].to(device), labels[: cfg["size"]].to(device)
 classifier = load_models(snakemake.input.classifier, device=device)[0]["classifier"].eval()
@@ -20,17 +20,13 @@ gan = load_models(snakemake.input.gan, device=device)[0]
 threshold = float(pd.read_csv(snakemake.input.detection).query("dataset == @wc.dataset")["threshold"].iloc[0])
 defense = None
 if wc.defense != "none":
-    defense = Cowboy(
+    defense = Cowboy.from_config(
         gan["generator"],
         gan["discriminator"],
+        snakemake.config["cleaning"],
         sigma=params.sigma,
         steps=params.steps,
-        lr=p["lr"],
-        restarts=p["restarts"],
         method=wc.defense,
-        optimizer=p["optimizer"],
-        momentum=p["momentum"],
-        batch_size=p["batch_size"],
         device=device,
         threshold=threshold,
     )

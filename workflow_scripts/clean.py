@@ -21,21 +21,15 @@ classifier = load_models(
     expect={"classifier": shape},
 )[0]["classifier"]
 gan = load_models(snakemake.input.gan, device=device, expect={"generator": shape})[0]
-defense = Cowboy(
+defense = Cowboy.from_config(
     gan["generator"],
     gan["discriminator"],
+    snakemake.config["cleaning"],
     sigma=float(wc.sigma),
     steps=int(wc.steps),
-    lr=p["lr"],
-    restarts=p["restarts"],
     method=wc.method,
-    optimizer=p["optimizer"],
-    momentum=p["momentum"],
-    batch_size=p["batch_size"],
-    progress=True,
     device=device,
-    precision=p["precision"],
-    early_stop_tol=p["early_stop_tol"],
+    progress=True,
 )
 print(
     f"cleaning {wc.dataset}/{wc.split}/{wc.attack} with {wc.method} sigma={wc.sigma} "
