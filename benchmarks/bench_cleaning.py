@@ -284,7 +284,6 @@ def convergence(args: argparse.Namespace, report: dict[str, Any], device: torch.
     report["steps_to_match_gd5000_by_optimizer"] = to_match | {
         "gd": min(c["steps"] for c in curves["gd"] if c["accuracy"] >= target)
     }
-    plot_convergence(curves, Path(args.out).with_suffix(".png"))
 
     # Early stopping: GD over all the steps, rows leaving the batch once their loss plateaus.
     start = time.perf_counter()
@@ -299,6 +298,7 @@ def convergence(args: argparse.Namespace, report: dict[str, Any], device: torch.
         "seconds_without": curves["gd"][-1]["seconds"],
     }
     print(json.dumps(report["early_stop"]), flush=True)
+    plot_convergence(curves, report["early_stop"], Path(args.out).with_suffix(".png"))
 
     # bf16 is only worth using where it keeps cleaned accuracy within 0.5 points of fp32.
     steps = 50 if not args.quick else 10
@@ -318,7 +318,9 @@ def convergence(args: argparse.Namespace, report: dict[str, Any], device: torch.
     print(json.dumps(report["bf16_check"]), flush=True)
 
 
-def plot_convergence(curves: dict[str, list[dict[str, float]]], path: Path) -> None:
+def plot_convergence(
+    curves: dict[str, list[dict[str, float]]], early_stop: dict[str, float], path: Path
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -327,6 +329,15 @@ def plot_convergence(curves: dict[str, list[dict[str, float]]], path: Path) -> N
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for name, curve in curves.items():
         ax.plot([c["seconds"] for c in curve], [c["accuracy"] for c in curve], marker="o", label=name)
+    ax.plot(
+        [early_stop["seconds"]],
+        [early_stop["accuracy"]],
+        marker="*",
+        markersize=12,
+        linestyle="none",
+        color="black",
+        label=f"gd, early stop (mean {early_stop['mean_steps_run']:.0f} steps)",
+    )
     ax.set_xscale("log")
     ax.set_xlabel("seconds of cleaning (this machine)")
     ax.set_ylabel("accuracy after cleaning")

@@ -167,7 +167,9 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--images", required=True, type=Path, help=".npy, .pt or folder of PNGs")
     common.add_argument("--out", required=True, type=Path, help="output file or folder")
     common.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    common.add_argument("--batch-size", type=int, default=2048, help="rows per forward pass")
+    common.add_argument(
+        "--batch-size", type=int, help="rows per forward pass (default: the fastest for the device)"
+    )
     common.add_argument("--quiet", action="store_true", help="no progress bar")
     detect = argparse.ArgumentParser(add_help=False)
     detect.add_argument("--threshold", type=float, help="flag inputs with D below this")
