@@ -8,7 +8,7 @@ times with fixed weights, so it pays to reshape the network once:
   one side has only a few channels (the image's), as stride-1 3x3 convolutions around a pixel
   (un)shuffle. oneDNN runs a convolution with 1-3 output channels, and the input gradient of
   one with 1-3 input channels, far below its peak; the rewrite has 2.25x the multiply-adds but
-  runs 2-4x faster on CPU (``benchmarks/bench_cleaning.py`` measures it).
+  those layers run 1.8-3.6x faster on CPU (``benchmarks/bench_cleaning.py`` measures it).
 
 Both are exact up to float rounding and leave the original model untouched.
 """
@@ -22,8 +22,9 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
-# Layers whose thin side has at most this many channels are rewritten: 1 (MNIST) and
-# 3 (CIFAR, SVHN) gain; 32-64 channel layers get slower, so they are kept.
+# Layers whose thin side has at most this many channels are rewritten. Measured on CPU: a
+# whole 28x28x1 step gains 29%; 3x32x32 steps are within noise (-6% to +3%); rewriting the
+# 32-64 channel layers made them 2-3x slower, so those are kept.
 THIN_CHANNELS = 4
 
 
