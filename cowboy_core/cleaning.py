@@ -138,7 +138,7 @@ class Cowboy:
         self.optimizer = Optimizer.parse(optimizer)
         self.momentum = float(momentum)
         self.threshold = threshold
-        self.batch_size = int(batch_size or DEFAULT_BATCH.get(self.device.type, 256))
+        self.batch_size = int(batch_size or DEFAULT_BATCH.get(self.device.type, DEFAULT_BATCH["cpu"]))
         self.precision = precision
         self.channels_last = channels_last
         self.early_stop_tol = early_stop_tol
