@@ -1,14 +1,16 @@
 """cowboy: detect adversarial inputs with a GAN's discriminator and clean them with G and D.
 
 Santhanam & Grnarova, "Defending Against Adversarial Attacks by Leveraging an Entire GAN".
-Importing this package does not import Snakemake.
+The algorithm: :mod:`cowboy_core.cleaning` (Algorithm 1), :mod:`cowboy_core.detection`
+(section 3.4), :mod:`cowboy_core.defended` (what users deploy). Importing this package does
+not import Snakemake; the pipeline's plumbing lives in :mod:`cowboy_core.workflow`.
 """
 
 from .attacks import AttackName, AttackSpec
-from .cleaning import CleaningResult, Cowboy, Method, Optimizer
+from .cleaning import CleaningResult, Cowboy, Method, Objective, Optimizer, Settings, descend
 from .data import DatasetName
 from .defended import DefendedClassifier, DefenseReport, Policy
-from .reparam import fold_batchnorm, subpixel_convs
+from .fastpath import Execution
 
 __all__ = [
     "AttackName",
@@ -18,10 +20,12 @@ __all__ = [
     "DatasetName",
     "DefendedClassifier",
     "DefenseReport",
+    "Execution",
     "Method",
+    "Objective",
     "Optimizer",
     "Policy",
-    "fold_batchnorm",
-    "subpixel_convs",
+    "Settings",
+    "descend",
 ]
 __version__ = "0.1.0"

@@ -9,6 +9,7 @@ also ascends log D(x), so that the adversarial input evades the detection thresh
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -87,6 +88,25 @@ def bpda_eot_pgd(
             x_adv = x_adv + alpha * grad.sign()
             x_adv = torch.min(torch.max(x_adv, images - eps), images + eps).clamp(*BOUNDS)
     return x_adv.detach()
+
+
+def attack_kinds(epsilon: float, settings: dict[str, Any], *, defended: bool) -> dict[str, AdaptiveSpec]:
+    """The attacks run at one epsilon: PGD on the classifier; with a defence, BPDA+EOT and its
+    detector-aware variant; at ``check_epsilon``, Carlini et al.'s single-step and
+    double-steps checks."""
+    steps, eot = settings["steps"], settings["eot"]
+    kinds = {"standard": AdaptiveSpec(epsilon, steps=steps)}
+    if defended:
+        kinds["adaptive"] = AdaptiveSpec(epsilon, steps=steps, eot=eot)
+        weight = settings["detector_weight"]
+        kinds["adaptive_detector_aware"] = AdaptiveSpec(epsilon, steps=steps, eot=eot, detector_weight=weight)
+    check = settings.get("check_epsilon")
+    if check is not None and abs(epsilon - check) < 1e-12:
+        kinds["check_single_step"] = AdaptiveSpec(
+            epsilon, steps=1, rel_stepsize=1.0, eot=eot, random_start=False
+        )
+        kinds["check_double_steps"] = AdaptiveSpec(epsilon, steps=2 * steps, eot=eot)
+    return kinds
 
 
 def defended_predictions(

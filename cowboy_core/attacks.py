@@ -23,15 +23,34 @@ PIXEL_SCALE = BOUNDS[1] - BOUNDS[0]
 class AttackName(Choice, what="attack"):
     """The attacks of the paper's Tables 1 and 2."""
 
-    FGSM = "fgsm"
-    BIM = "bim"
+    FGSM = "fgsm"  # in the order of the paper's rows
     PGD = "pgd"
+    BIM = "bim"
     MIM = "mim"
     VAM = "vam"
 
     @property
     def norm(self) -> str:
         return "l2" if self is AttackName.VAM else "linf"
+
+
+# "none" stands for the unattacked images (the clean half of a deployment stream).
+NO_ATTACK = "none"
+# A labelled attack, "fgsm-std", runs one attack at another budget.
+LABEL_PATTERN = "(-[a-z0-9]+)?"
+
+
+def attack_pattern() -> str:
+    """Regular expression of a (labelled) attack name, for configs and wildcards."""
+    return f"({'|'.join(AttackName)}){LABEL_PATTERN}"
+
+
+def parse_attack(name: str) -> tuple[AttackName | None, str]:
+    """Split a labelled attack: "fgsm-std" is (FGSM, "std"); "none" is (None, "")."""
+    if name == NO_ATTACK:
+        return None, ""
+    base, _, label = name.partition("-")
+    return AttackName.parse(base), label
 
 
 @dataclass(frozen=True)
@@ -104,23 +123,3 @@ def run_attack(
         _, clipped, _ = attack(fmodel, x, y, epsilons=epsilon)
         out.append(clipped.detach())
     return torch.cat(out).clamp(*BOUNDS)
-
-
-def fgsm(
-    model: nn.Module,
-    inputs: torch.Tensor,
-    labels: torch.Tensor,
-    epsilon: float,
-    *,
-    bounds: tuple[float, float] | None = None,
-) -> torch.Tensor:
-    """Native single-step FGSM in the model's own units (for unbounded data such as the toy).
-
-    ``epsilon`` is in the inputs' units, not [0, 1] pixel units.
-    """
-    model.eval()
-    x = inputs.detach().clone().requires_grad_(True)
-    loss = torch.nn.functional.cross_entropy(model(x), labels)
-    (grad,) = torch.autograd.grad(loss, x)
-    adversarial = inputs + epsilon * grad.sign()
-    return adversarial.clamp(*bounds) if bounds is not None else adversarial.detach()

@@ -8,12 +8,15 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .cleaning import Cowboy
+from .cleaning import DEFAULT_SETTINGS, Cowboy, Method, Optimizer
+from .defended import Policy, apply_policy
+from .fastpath import Execution
 from .io import CheckpointError, atomic_path, load_models
 
 IMAGE_SUFFIXES = (".png",)
@@ -101,46 +104,43 @@ def write_table(rows: dict[str, list[object]], out: Path) -> None:
 
 
 def threshold_from(args: argparse.Namespace) -> float | None:
-    if args.threshold is not None:
-        return float(args.threshold)
-    if args.detection_csv is None:
-        return None
+    """--threshold, else the one threshold of --detection-csv (for --dataset), else None."""
+    if args.threshold is not None or args.detection_csv is None:
+        return None if args.threshold is None else float(args.threshold)
     import pandas as pd
 
-    path = Path(args.detection_csv)
-    if not path.exists():
-        raise InputError(f"{path}: no such file; run the pipeline or pass --threshold")
-    table = pd.read_csv(path)
+    if not args.detection_csv.exists():
+        raise InputError(f"{args.detection_csv}: no such file; run the pipeline or pass --threshold")
+    table = pd.read_csv(args.detection_csv)
     if args.dataset is not None:
         table = table[table["dataset"] == args.dataset]
     values = table["threshold"].unique()
     if len(values) != 1:
-        raise InputError(f"{path}: {len(values)} thresholds; choose one with --dataset")
+        raise InputError(f"{args.detection_csv}: {len(values)} thresholds; choose one with --dataset")
     return float(values[0])
 
 
-def build_defense(args: argparse.Namespace, threshold: float | None) -> tuple[Cowboy, int]:
+def build_defense(args: argparse.Namespace) -> Cowboy:
+    """The defence of --defense (a card), or of --gan with the default settings; explicit
+    options override either."""
+    if (args.defense is None) == (args.gan is None):
+        raise InputError("pass either --defense CARD (results/defense/*.safetensors) or --gan CHECKPOINT")
+    chosen = {key: getattr(args, key, None) for key in asdict(DEFAULT_SETTINGS)}
+    overrides = {key: value for key, value in chosen.items() if value is not None}
+    execution = Execution(device=args.device, batch_size=args.batch_size, progress=not args.quiet)
     try:
-        gan, _ = load_models(args.gan, device=args.device)
+        if args.defense is not None:
+            defense = Cowboy.load(args.defense, execution=execution, **overrides)
+        else:
+            gan, _ = load_models(args.gan, device=args.device)
+            if not {"generator", "discriminator"} <= set(gan):
+                raise InputError(f"{args.gan}: not a GAN checkpoint (holds {sorted(gan)})")
+            defense = Cowboy(gan["generator"], gan["discriminator"], execution=execution, **overrides)
     except CheckpointError as err:
         raise InputError(str(err)) from err
-    if "generator" not in gan or "discriminator" not in gan:
-        raise InputError(f"{args.gan}: not a GAN checkpoint (holds {sorted(gan)})")
-    defense = Cowboy(
-        gan["generator"],
-        gan["discriminator"],
-        sigma=args.sigma,
-        steps=args.steps,
-        lr=args.lr,
-        restarts=args.restarts,
-        method=args.method,
-        optimizer=args.optimizer,
-        threshold=threshold,
-        batch_size=args.batch_size,
-        device=args.device,
-        progress=not args.quiet,
-    )
-    return defense, int(defense.input_shape[0])
+    threshold = threshold_from(args)
+    defense.threshold = threshold if threshold is not None else defense.threshold
+    return defense
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -149,21 +149,24 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Detect adversarial images with a GAN's discriminator and clean them with its "
             "generator and discriminator (Santhanam & Grnarova). Images are .npy/.pt tensors "
-            "(uint8 pixels, or floats in [-1, 1]) of shape (N, C, H, W), or a folder of PNGs."
+            "(uint8 pixels, or floats in [-1, 1]) of shape (N, C, H, W), or a folder of PNGs. "
+            "A defence card (results/defense/DATASET.safetensors) carries G, D, the calibrated "
+            "threshold and the cleaning settings chosen by the pipeline."
         ),
         epilog=(
             "examples:\n"
-            "  cowboy score  --gan results/models/fashion_mnist/gan/step2000.safetensors "
-            "--images x.npy --out scores.csv\n"
-            "  cowboy detect --gan GAN --images pngs/ --detection-csv results/detection.csv "
-            "--out flags.csv\n"
-            "  cowboy clean  --gan GAN --images x.npy --out cleaned/ --sigma 1 --steps 500"
+            "  cowboy score  --defense results/defense/fashion_mnist.safetensors \\\n"
+            "                --images x.npy --out scores.csv\n"
+            "  cowboy detect --defense CARD --images pngs/ --out flags.csv\n"
+            "  cowboy clean  --defense CARD --images x.npy --out cleaned/   (only the flagged)\n"
+            "  cowboy clean  --defense CARD --images x.npy --out cleaned/ --policy clean-all"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--gan", required=True, type=Path, help="GAN checkpoint (.safetensors)")
+    common.add_argument("--defense", type=Path, help="defence card written by the pipeline (.safetensors)")
+    common.add_argument("--gan", type=Path, help="a bare GAN checkpoint instead of a card")
     common.add_argument("--images", required=True, type=Path, help=".npy, .pt or folder of PNGs")
     common.add_argument("--out", required=True, type=Path, help="output file or folder")
     common.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
@@ -172,55 +175,57 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--quiet", action="store_true", help="no progress bar")
     detect = argparse.ArgumentParser(add_help=False)
-    detect.add_argument("--threshold", type=float, help="flag inputs with D below this")
-    detect.add_argument("--detection-csv", type=Path, help="take the threshold from the pipeline")
+    detect.add_argument("--threshold", type=float, help="flag inputs with D below this (default: the card's)")
+    detect.add_argument("--detection-csv", type=Path, help="take the threshold from the pipeline's table")
     detect.add_argument("--dataset", help="which dataset's threshold in --detection-csv")
     clean = argparse.ArgumentParser(add_help=False)
-    clean.add_argument("--sigma", type=float, default=1.0, help="sigma of eq. (4) (default 1)")
-    clean.add_argument("--steps", type=int, default=500, help="cleaning steps (default 500)")
-    clean.add_argument("--lr", type=float, default=0.05, help="step size (default 0.05)")
-    clean.add_argument("--restarts", type=int, default=1, help="random z0 per image (default 1)")
-    clean.add_argument("--method", choices=["cowboy", "defense_gan"], default="cowboy")
-    clean.add_argument("--optimizer", choices=["gd", "momentum", "adam"], default="gd")
+    default = DEFAULT_SETTINGS
+    hint = "default: the card's, else"
+    clean.add_argument(
+        "--policy",
+        choices=[p.value for p in Policy if p is not Policy.REJECT],
+        help="clean the flagged images, or all (default: the flagged ones when a threshold is known)",
+    )
+    clean.add_argument("--sigma", type=float, help=f"sigma of eq. (4) ({hint} {default.sigma:g})")
+    clean.add_argument("--steps", type=int, help=f"cleaning steps ({hint} {default.steps})")
+    clean.add_argument("--lr", type=float, help=f"step size ({hint} {default.lr:g})")
+    clean.add_argument("--restarts", type=int, help=f"random z0 per image ({hint} {default.restarts})")
+    clean.add_argument("--method", choices=list(Method), help=f"({hint} {default.method})")
+    clean.add_argument("--optimizer", choices=list(Optimizer), help=f"({hint} {default.optimizer})")
     clean.add_argument("--seed", type=int, default=0, help="seed of z0 (default 0)")
     commands.add_parser("score", parents=[common], help="write D(x) per image (CSV/Parquet)")
     commands.add_parser("detect", parents=[common, detect], help="write D(x) and flags (CSV/Parquet)")
     commands.add_parser(
-        "clean",
-        parents=[common, detect, clean],
-        help="clean images (all, or only flagged ones with a threshold); write .npy or PNGs",
+        "clean", parents=[common, detect, clean], help="clean the flagged (or all) images; write .npy or PNGs"
     )
     return parser
 
 
 def run(args: argparse.Namespace) -> None:
-    needs_threshold = args.command == "detect"
-    if args.command == "score":
-        args.threshold, args.detection_csv, args.dataset = None, None, None
-    if args.command != "clean":
-        args.sigma, args.steps, args.lr, args.restarts = 1.0, 0, 0.05, 1
-        args.method, args.optimizer, args.seed = "cowboy", "gd", 0
-    threshold = threshold_from(args)
-    if needs_threshold and threshold is None:
-        raise InputError("detect needs --threshold or --detection-csv")
-    defense, channels = build_defense(args, threshold)
-    images, names = read_images(args.images, channels)
-    scores = defense.score(images).cpu()
-    if args.command in ("score", "detect"):
-        rows: dict[str, list[object]] = {"name": list(names), "d_score": scores.tolist()}
-        if threshold is not None:
-            rows["flagged"] = (scores < threshold).tolist()
-        write_table(rows, args.out)
+    defense = build_defense(args)
+    images, names = read_images(args.images, int(defense.input_shape[0]))
+    if args.command == "clean":
+        known = defense.threshold is not None
+        policy = args.policy or (Policy.DETECT_THEN_CLEAN if known else Policy.CLEAN_ALL)
+        cleaned, _ = apply_policy(defense, images, policy, seed=args.seed)
+        write_images(cleaned, names, args.out)
         return
-    to_clean = scores < threshold if threshold is not None else torch.ones_like(scores, dtype=torch.bool)
-    output = images.clone()
-    if bool(to_clean.any()):
-        output[to_clean] = defense.clean(images[to_clean], seed=args.seed).cpu()
-    write_images(output, names, args.out)
+    scores = defense.score(images).cpu()
+    rows: dict[str, list[object]] = {"name": list(names), "d_score": scores.tolist()}
+    if args.command == "detect":
+        if defense.threshold is None:
+            raise InputError("detect needs a threshold: --defense CARD, --threshold or --detection-csv")
+        rows["flagged"] = (scores < defense.threshold).tolist()
+    write_table(rows, args.out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command != "clean":  # score and detect never clean
+        for key in ("sigma", "steps", "lr", "restarts", "method", "optimizer"):
+            setattr(args, key, None)
+    if args.command == "score":
+        args.threshold, args.detection_csv = None, None
     try:
         run(args)
     except (InputError, ValueError, CheckpointError, OSError) as err:

@@ -100,7 +100,7 @@ def load_images(
     dataset = DatasetName.parse(name)
     root = Path(root)
     if dataset is DatasetName.GAUSSIANS:
-        raise ValueError("the two-Gaussians toy has no images; use two_gaussians()")
+        raise ValueError("the two-Gaussians toy has no images; use cowboy_core.toy.two_gaussians()")
     if dataset is DatasetName.FASHION_MNIST and debian_source.is_dir():
         _stage_debian_fashion_mnist(root, debian_source)
     try:
@@ -149,17 +149,3 @@ def subset_indices(n: int, size: int | None, seed: int) -> torch.Tensor:
         raise ValueError(f"subset size must be in (0, {n}], got {size}")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return perm[:size].sort().values
-
-
-def two_gaussians(
-    n: int, *, seed: int, center: float = 3.0, std: float = 1.0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The paper's toy (Figures 1-2): equal mixture of N((c, c), std^2 I) and N((-c, -c), std^2 I).
-
-    Returns points of shape (n, 2) and labels (0 for the (-c, -c) mode, 1 for (c, c)).
-    """
-    gen = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, 2, (n,), generator=gen)
-    centers = (labels.to(torch.float32) * 2 - 1).unsqueeze(1) * center
-    points = centers + std * torch.randn(n, 2, generator=gen)
-    return points, labels

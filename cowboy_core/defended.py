@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from .choices import Choice
 from .cleaning import Cowboy
+from .fastpath import Execution
+from .io import PathLike
 
 
 class Policy(Choice, what="policy"):
@@ -27,6 +31,35 @@ class DefenseReport:
     flagged: torch.Tensor
     cleaned: torch.Tensor
     rejected: torch.Tensor
+
+
+def apply_policy(
+    defense: Cowboy, x: torch.Tensor, policy: str | Policy, *, seed: int = 0
+) -> tuple[torch.Tensor, DefenseReport]:
+    """The defence's inputs for the classifier, and what it did: the one implementation of
+    detect-then-clean, clean-all and reject (used by :class:`DefendedClassifier` and the CLI)."""
+    policy = Policy.parse(policy)
+    scores = defense.score(x)
+    if policy is Policy.CLEAN_ALL:
+        flagged = torch.ones_like(scores, dtype=torch.bool)
+    elif defense.threshold is None:
+        raise ValueError(
+            f"policy {policy.value!r} needs a threshold: load a defence card or call calibrate()"
+        )
+    else:
+        flagged = scores < float(defense.threshold)
+    inputs = x.to(defense.device).clone()
+    cleaned, rejected = torch.zeros_like(flagged), torch.zeros_like(flagged)
+    if policy is Policy.REJECT:
+        rejected = flagged.clone()
+    elif bool(flagged.any()):
+        # z0 of every row is drawn, so that an input's start depends on its place in the
+        # batch, not on which other inputs were flagged.
+        rows = flagged.cpu().repeat_interleave(defense.restarts)
+        z0 = defense.initial_latents(x.shape[0], seed)[rows]
+        inputs[flagged] = defense.clean(x[flagged.to(x.device)], latents=z0).to(inputs.dtype)
+        cleaned = flagged.clone()
+    return inputs, DefenseReport(scores=scores, flagged=flagged, cleaned=cleaned, rejected=rejected)
 
 
 class DefendedClassifier(nn.Module):
@@ -59,28 +92,54 @@ class DefendedClassifier(nn.Module):
             raise ValueError(f"policy {self.policy.value!r} needs a defense with a threshold")
         self.last_report: DefenseReport | None = None
 
+    @classmethod
+    def load(
+        cls,
+        path: PathLike,
+        classifier: nn.Module,
+        policy: str | Policy = Policy.DETECT_THEN_CLEAN,
+        *,
+        seed: int = 0,
+        execution: Execution | None = None,
+        **overrides: Any,
+    ) -> DefendedClassifier:
+        """``classifier`` behind the defence a card describes (``results/defense/*.safetensors``)."""
+        defense = Cowboy.load(path, execution=execution, **overrides)
+        probe = torch.zeros(2, *defense.input_shape, device=defense.device)
+        try:
+            with torch.no_grad():
+                logits = classifier.eval()(probe)
+        except RuntimeError as err:
+            raise ValueError(
+                f"the classifier cannot take the card's inputs {defense.input_shape}: {err}"
+            ) from err
+        if logits.dim() != 2 or logits.shape[0] != 2:
+            raise ValueError(f"the classifier must return (N, classes) logits, got {tuple(logits.shape)}")
+        return cls(classifier, defense, policy, seed=seed)
+
     def defend(self, x: torch.Tensor) -> tuple[torch.Tensor, DefenseReport]:
         """Logits and the report for a batch ``x`` in [-1, 1]."""
-        scores = self.defense.score(x)
-        if self.policy is Policy.CLEAN_ALL:
-            flagged = torch.ones_like(scores, dtype=torch.bool)
-        else:
-            flagged = scores < float(self.defense.threshold)  # type: ignore[arg-type]
-        inputs = x.to(self.defense.device).clone()
-        cleaned = torch.zeros_like(flagged)
-        rejected = torch.zeros_like(flagged)
-        if self.policy is Policy.REJECT:
-            rejected = flagged.clone()
-        elif bool(flagged.any()):
-            inputs[flagged] = self.defense.clean(x[flagged.to(x.device)], seed=self.seed).to(inputs.dtype)
-            cleaned = flagged.clone()
+        inputs, report = apply_policy(self.defense, x, self.policy, seed=self.seed)
         with torch.no_grad():
             logits = self.classifier(inputs).float()
-        if bool(rejected.any()):
-            logits[rejected.to(logits.device)] = float("nan")
-        report = DefenseReport(scores=scores, flagged=flagged, cleaned=cleaned, rejected=rejected)
+        if bool(report.rejected.any()):
+            logits[report.rejected.to(logits.device)] = float("nan")
         return logits, report
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits, self.last_report = self.defend(x)
         return logits
+
+
+def mixed_stream(
+    clean: torch.Tensor, adversarial: torch.Tensor, *, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A deployment stream: each image once, a seeded half as itself and the rest attacked.
+
+    Returns the stream and a boolean mask of its adversarial rows.
+    """
+    n = clean.shape[0]
+    perm = torch.from_numpy(np.random.default_rng(seed).permutation(n))
+    attacked = perm < n // 2
+    mask = attacked.view(-1, *([1] * (clean.dim() - 1)))
+    return torch.where(mask, adversarial, clean), attacked

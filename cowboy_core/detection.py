@@ -6,6 +6,7 @@ An input is flagged as adversarial when D scores it *below* the threshold.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -64,22 +65,42 @@ def attack_is_adversarial(
     return accuracy_clean - accuracy_adversarial >= min_drop
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """A section 3.4 threshold, and whether its attack was adversarial (footnote 2)."""
+
+    threshold: float
+    p: float
+    accuracy_drop: float | None
+    is_adversarial: bool | None
+
+    def require_adversarial(self) -> Calibration:
+        """This calibration, or an error if its attack did not cut accuracy enough."""
+        if self.is_adversarial is False:
+            raise ValueError(
+                f"the calibration attack lowers accuracy by only {self.accuracy_drop:.3f}, less than "
+                f"the {MIN_ACCURACY_DROP:.0%} drop that makes its samples adversarial (footnote 2); "
+                "raise its epsilon or pick a stronger calibration attack"
+            )
+        return self
+
+
 def calibrate_threshold(
     adversarial_scores: torch.Tensor | np.ndarray,
     *,
-    accuracy_clean: float,
-    accuracy_adversarial: float,
     p: float = 1.0,
+    accuracy_clean: float | None = None,
+    accuracy_adversarial: float | None = None,
     min_drop: float = MIN_ACCURACY_DROP,
-) -> float:
-    """Section 3.4: the L^p average of D on one attack's samples, if that attack is adversarial."""
-    if not attack_is_adversarial(accuracy_clean, accuracy_adversarial, min_drop):
-        raise ValueError(
-            f"the calibration attack only lowers accuracy from {accuracy_clean:.3f} to "
-            f"{accuracy_adversarial:.3f}, less than the {min_drop:.0%} drop that makes its samples "
-            "adversarial (footnote 2); raise its epsilon or pick a stronger calibration attack"
-        )
-    return lp_threshold(adversarial_scores, p)
+) -> Calibration:
+    """Section 3.4: the L^p average of D on one attack's samples. With the accuracies before
+    and after that attack, also whether its samples count as adversarial."""
+    threshold = lp_threshold(adversarial_scores, p)
+    if accuracy_clean is None or accuracy_adversarial is None:
+        return Calibration(threshold, p, None, None)
+    drop = accuracy_clean - accuracy_adversarial
+    adversarial = attack_is_adversarial(accuracy_clean, accuracy_adversarial, min_drop)
+    return Calibration(threshold, p, drop, adversarial)
 
 
 def _as_numpy(values: torch.Tensor | np.ndarray) -> np.ndarray:

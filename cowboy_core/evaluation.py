@@ -1,4 +1,4 @@
-"""Aggregation of per-sample results into the paper's tables, with 95% confidence intervals."""
+"""Evaluation of a defence: intervals, per-sample rows of a cleaning run, and stream metrics."""
 
 from __future__ import annotations
 
@@ -7,16 +7,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
+from torch import nn
 
-from .detection import (
-    attack_is_adversarial,
-    detection_rate,
-    lp_threshold,
-    roc_auc,
-    tpr_at_fpr,
-)
-
-ATTACK_ORDER = ["fgsm", "pgd", "bim", "mim", "vam"]  # the paper's row order
+from .cleaning import CleaningResult, Cowboy
+from .detection import discriminator_logits, scores_from_logits
+from .training import predict
 
 
 def wilson_interval(correct: int, total: int, z: float = 1.959964) -> tuple[float, float]:
@@ -30,167 +26,68 @@ def wilson_interval(correct: int, total: int, z: float = 1.959964) -> tuple[floa
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def _accuracy_row(correct: pd.Series, **keys: Any) -> dict[str, Any]:
-    k, n = int(correct.sum()), int(correct.size)
-    low, high = wilson_interval(k, n)
-    return {**keys, "accuracy": k / n if n else math.nan, "ci_low": low, "ci_high": high, "n": n}
-
-
-def accuracy_long(clean: pd.DataFrame, sigma: float, steps: int) -> pd.DataFrame:
-    """One row per dataset x attack x quantity (original, adversarial, cowboy, defense_gan)."""
-    sel = clean[(clean["split"] == "test") & np.isclose(clean["sigma"], sigma) & (clean["steps"] == steps)]
-    rows = []
-    for (dataset, attack), group in sel.groupby(["dataset", "attack"], sort=False):
-        first = group[group["method"] == group["method"].iloc[0]]
-        rows.append(
-            _accuracy_row(
-                first["pred_original"] == first["label"], dataset=dataset, attack=attack, quantity="original"
-            )
-        )
-        rows.append(
-            _accuracy_row(
-                first["pred_adversarial"] == first["label"],
-                dataset=dataset,
-                attack=attack,
-                quantity="adversarial",
-            )
-        )
-        for method, by_method in group.groupby("method", sort=False):
-            rows.append(
-                _accuracy_row(
-                    by_method["pred_cleaned"] == by_method["label"],
-                    dataset=dataset,
-                    attack=attack,
-                    quantity=str(method),
-                )
-            )
-    return pd.DataFrame(rows, columns=["dataset", "attack", "quantity", "accuracy", "ci_low", "ci_high", "n"])
-
-
-def attack_sort_key(attack: str) -> tuple[int, str]:
-    """The paper's row order; labelled variants ("fgsm-std") follow their attack, "none" last."""
-    base, _, label = attack.partition("-")
-    order = ATTACK_ORDER.index(base) if base in ATTACK_ORDER else len(ATTACK_ORDER)
-    return (order, label)
-
-
-def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
-    if frame.empty:
-        return frame
-    keys = frame["attack"].map(attack_sort_key)
-    return frame.iloc[sorted(range(len(frame)), key=lambda i: keys.iloc[i])].reset_index(drop=True)
-
-
-def paper_table(accuracy: pd.DataFrame, quantities: list[str], datasets: list[str]) -> pd.DataFrame:
-    """Wide table like the paper's: attacks as rows, ``{dataset}/{quantity}`` columns."""
-    rows = accuracy[accuracy["quantity"].isin(quantities) & (accuracy["attack"] != "none")]
-    wide = rows.pivot_table(index="attack", columns=["dataset", "quantity"], values="accuracy", sort=False)
-    columns = [(d, q) for d in datasets for q in quantities if (d, q) in wide.columns]
-    wide = wide.reindex(columns=pd.MultiIndex.from_tuples(columns))
-    wide.columns = [f"{d}/{q}" for d, q in columns]
-    return _ordered(wide.reset_index())
-
-
-def table1(accuracy: pd.DataFrame, datasets: list[str]) -> pd.DataFrame:
-    """Table 1: Original / Adv / Clean (cowboy) per dataset."""
-    renamed = accuracy.replace({"quantity": {"cowboy": "clean"}})
-    return paper_table(renamed, ["original", "adversarial", "clean"], datasets)
-
-
-def table2(accuracy: pd.DataFrame, datasets: list[str]) -> pd.DataFrame:
-    """Table 2: Defense-GAN vs cowboy per dataset."""
-    return paper_table(accuracy, ["defense_gan", "cowboy"], datasets)
-
-
-def detection_table(
-    val_scores: pd.DataFrame,
-    test_scores: pd.DataFrame,
-    *,
-    calibration_attack: str,
-    p: float,
-    min_accuracy_drop: float,
-    fpr: float,
+def per_sample_rows(
+    defense: Cowboy,
+    classifier: nn.Module,
+    images: torch.Tensor,
+    adversarial: torch.Tensor,
+    labels: torch.Tensor,
+    result: CleaningResult,
+    **keys: Any,
 ) -> pd.DataFrame:
-    """Per dataset x attack: the threshold calibrated on the validation split's calibration
-    attack (section 3.4), then ROC-AUC, TPR at ``fpr`` and detection rate on the test split."""
-    rows = []
-    for dataset, val in val_scores.groupby("dataset", sort=False):
-        real_val = val[val["source"] == "real"]
-        calib = val[val["source"] == calibration_attack]
-        acc_clean = float((real_val["pred"] == real_val["label"]).mean())
-        acc_adv = float((calib["pred"] == calib["label"]).mean())
-        adversarial = attack_is_adversarial(acc_clean, acc_adv, min_accuracy_drop)
-        threshold = lp_threshold(calib["d_score"].to_numpy(), p)
-        test = test_scores[test_scores["dataset"] == dataset]
-        real = test[test["source"] == "real"]["d_score"].to_numpy()
-        for attack, adv in test[test["source"] != "real"].groupby("source", sort=False):
-            scores = adv["d_score"].to_numpy()
-            rows.append(
-                {
-                    "dataset": dataset,
-                    "attack": attack,
-                    "calibration_attack": calibration_attack,
-                    "p": p,
-                    "threshold": threshold,
-                    "calibration_is_adversarial": adversarial,
-                    "calibration_accuracy_drop": acc_clean - acc_adv,
-                    "roc_auc": roc_auc(real, scores),
-                    f"tpr_at_{fpr:g}_fpr": tpr_at_fpr(real, scores, fpr),
-                    "detection_rate": detection_rate(scores, threshold),
-                    "false_alarm_rate": detection_rate(real, threshold),
-                    "mean_d_real": float(real.mean()),
-                    "mean_d_adversarial": float(scores.mean()),
-                    "n_real": real.size,
-                    "n_adversarial": scores.size,
-                }
-            )
-    return _ordered(pd.DataFrame(rows))
-
-
-def sweep_table(clean: pd.DataFrame) -> pd.DataFrame:
-    """Validation accuracy per dataset x attack x method x sigma x steps (the sigma sweep)."""
-    val = clean[clean["split"] == "val"]
-    rows = [
-        _accuracy_row(g["pred_cleaned"] == g["label"], dataset=d, attack=a, method=m, sigma=s, steps=st)
-        for (d, a, m, s, st), g in val.groupby(["dataset", "attack", "method", "sigma", "steps"])
-    ]
-    return pd.DataFrame(
-        rows, columns=["dataset", "attack", "method", "sigma", "steps", "accuracy", "ci_low", "ci_high", "n"]
-    )
-
-
-def best_on_validation(sweep: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset x method, the (sigma, steps) with the highest mean validation accuracy."""
-    if sweep.empty:
-        return sweep
-    mean = sweep.groupby(["dataset", "method", "sigma", "steps"], as_index=False)["accuracy"].mean()
-    best = mean.loc[mean.groupby(["dataset", "method"])["accuracy"].idxmax()]
-    return best.reset_index(drop=True)
+    """One row per image and recorded step: label, predictions and D on the original, the
+    adversarial and the cleaned image, the final loss and the steps run. ``keys`` (dataset,
+    attack, method, ...) are repeated on every row."""
+    device = defense.device
+    base = {
+        **keys,
+        "label": labels.numpy(),
+        "pred_original": predict(classifier, images, device=device).cpu().numpy(),
+        "pred_adversarial": predict(classifier, adversarial, device=device).cpu().numpy(),
+        "d_original": defense.score(images).cpu().numpy(),
+        "d_adversarial": defense.score(adversarial).cpu().numpy(),
+    }
+    frames = []
+    for steps, cleaned in result.snapshots.items():
+        d_cleaned = scores_from_logits(discriminator_logits(defense.discriminator, cleaned, device=device))
+        snapshot = {
+            "steps": steps,
+            "pred_cleaned": predict(classifier, cleaned, device=device).cpu().numpy(),
+            "d_cleaned": d_cleaned.cpu().numpy(),
+            "loss": result.snapshot_loss[steps].cpu().numpy(),
+            "steps_run": result.steps_run.clamp(max=steps).cpu().numpy(),
+        }
+        frames.append(pd.DataFrame(base | snapshot))
+    return pd.concat(frames, ignore_index=True)
 
 
 def stream_metrics(
     labels: np.ndarray,
     is_adversarial: np.ndarray,
+    predictions: np.ndarray,
     flagged: np.ndarray,
-    pred_raw: np.ndarray,
-    pred_cleaned: np.ndarray,
+    rejected: np.ndarray,
 ) -> dict[str, float]:
-    """Detect-then-clean on a mixed stream: flagged inputs are classified after cleaning, the
-    rest as they are. Accuracy on the whole stream, its clean part (the cost of false alarms)
-    and its adversarial part, with the detector's rates."""
+    """A defended classifier on a mixed stream: accuracy (a rejection is wrong) with its 95%
+    interval, on the clean part (the cost of false alarms) and on the adversarial part; the
+    accuracy counting rejections as correct; the detector's rates."""
     labels, adv = np.asarray(labels), np.asarray(is_adversarial, dtype=bool)
-    flagged = np.asarray(flagged, dtype=bool)
-    final = np.where(flagged, np.asarray(pred_cleaned), np.asarray(pred_raw))
-    correct = final == labels
+    flagged, rejected = np.asarray(flagged, dtype=bool), np.asarray(rejected, dtype=bool)
+    correct = (np.asarray(predictions) == labels) & ~rejected
 
-    def mean(mask: np.ndarray) -> float:
-        return float(correct[mask].mean()) if mask.any() else math.nan
+    def mean(values: np.ndarray, mask: np.ndarray) -> float:
+        return float(values[mask].mean()) if mask.any() else math.nan
 
+    low, high = wilson_interval(int(correct.sum()), int(correct.size))
+    everything = np.ones_like(adv)
     return {
-        "stream_accuracy": float(correct.mean()),
-        "clean_part_accuracy": mean(~adv),
-        "adversarial_part_accuracy": mean(adv),
-        "false_alarm_rate": float(flagged[~adv].mean()) if (~adv).any() else math.nan,
-        "detection_rate": float(flagged[adv].mean()) if adv.any() else math.nan,
+        "stream_accuracy": mean(correct, everything),
+        "ci_low": low,
+        "ci_high": high,
+        "clean_part_accuracy": mean(correct, ~adv),
+        "adversarial_part_accuracy": mean(correct, adv),
+        "accuracy_with_abstention": mean(correct | rejected, everything),
+        "false_alarm_rate": mean(flagged, ~adv),
+        "detection_rate": mean(flagged, adv),
         "n": int(labels.size),
     }

@@ -1,4 +1,4 @@
-"""The paper's networks: a small CNN classifier, DCGAN G and D, and MLPs for the 2-D toy.
+"""The paper's networks: a small CNN classifier, and DCGAN G and D.
 
 Every model is rebuilt from a plain ``arch`` dict, which checkpoints store beside the
 weights, so that loading into a mismatched architecture is refused instead of guessed.
@@ -6,7 +6,6 @@ weights, so that loading into a mismatched architecture is refused instead of gu
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import torch
@@ -167,61 +166,10 @@ class DCGANDiscriminator(nn.Module):
         return self.net(x).squeeze(-1)  # type: ignore[no-any-return]
 
 
-def _mlp(sizes: list[int], final: nn.Module | None = None) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    if final is not None:
-        layers.append(final)
-    return nn.Sequential(*layers)
-
-
-class ToyClassifier(nn.Module):
-    """MLP classifier for 2-D points (Figure 1)."""
-
-    def __init__(self, *, hidden: int = 32, num_classes: int = 2):
-        super().__init__()
-        self.arch: Arch = {"kind": "toy_classifier", "hidden": hidden, "num_classes": num_classes}
-        self.net = _mlp([2, hidden, hidden, num_classes])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # type: ignore[no-any-return]
-
-
-class ToyGenerator(nn.Module):
-    """MLP generator for the two-Gaussians toy."""
-
-    def __init__(self, *, latent_dim: int = 2, hidden: int = 64):
-        super().__init__()
-        self.arch: Arch = {"kind": "toy_generator", "latent_dim": latent_dim, "hidden": hidden}
-        self.latent_dim = latent_dim
-        self.net = _mlp([latent_dim, hidden, hidden, 2])
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)  # type: ignore[no-any-return]
-
-
-class ToyDiscriminator(nn.Module):
-    """MLP discriminator for the two-Gaussians toy; returns logits (Figure 2)."""
-
-    def __init__(self, *, hidden: int = 64):
-        super().__init__()
-        self.arch: Arch = {"kind": "toy_discriminator", "hidden": hidden}
-        self.net = _mlp([2, hidden, hidden, 1])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(-1)  # type: ignore[no-any-return]
-
-
 _BUILDERS: dict[str, type[nn.Module]] = {
     "classifier": Classifier,
     "dcgan_generator": DCGANGenerator,
     "dcgan_discriminator": DCGANDiscriminator,
-    "toy_classifier": ToyClassifier,
-    "toy_generator": ToyGenerator,
-    "toy_discriminator": ToyDiscriminator,
 }
 
 

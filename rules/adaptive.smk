@@ -1,34 +1,41 @@
-# Beyond the paper: detect-then-clean on a mixed stream, and adaptive white-box attacks
-# (BPDA + EOT, detector-aware) on the whole defended pipeline.
+# Beyond the paper: the deployed DefendedClassifier on mixed streams, and adaptive white-box
+# attacks (BPDA + EOT, detector-aware) on the whole defended pipeline.
 rule deployment:
     input:
-        clean=deployment_clean_files(),
-        detection="results/detection.csv",
+        data="results/data/{dataset}/eval.safetensors",
+        classifier="results/models/{dataset}/classifier.safetensors",
+        card="results/defense/{dataset}.safetensors",
+        attacks=deployment_attack_files,
+    output:
+        "results/deployment/{dataset}.csv",
+    params:
+        seed=SEED,
+    log:
+        "results/logs/deployment/{dataset}.log",
+    script:
+        "../workflow_scripts/deployment.py"
+
+
+rule deployment_table:
+    input:
+        expand("results/deployment/{dataset}.csv", dataset=DATASETS),
     output:
         report("results/deployment.csv", category="Beyond the paper", caption="../report/deployment.rst"),
-    params:
-        sigma=CLEANING["sigma"],
-        steps=TABLE_STEPS,
-        seed=SEED,
     log:
         "results/logs/report/deployment.log",
     script:
-        "../workflow_scripts/deployment.py"
+        "../workflow_scripts/concat_tables.py"
 
 
 rule adaptive_attack:
     input:
         data="results/data/{dataset}/eval.safetensors",
         classifier="results/models/{dataset}/classifier.safetensors",
-        gan=final_gan,
-        detection="results/detection.csv",
+        card="results/defense/{dataset}.safetensors",
     output:
         "results/adaptive/{dataset}/{defense}_eps{epsilon}.parquet",
     params:
-        adaptive=config["adaptive"],
-        cleaning=cleaning_params,
-        sigma=CLEANING["sigma"],
-        steps=TABLE_STEPS,
+        adaptive=canonical(config["adaptive"]),
         seed=SEED,
     log:
         "results/logs/adaptive/{dataset}/{defense}_eps{epsilon}.log",
@@ -57,7 +64,7 @@ rule epsilon_sweep:
     output:
         "results/epsilon_sweep/{dataset}.csv",
     params:
-        sweep=config["epsilon_sweep"],
+        sweep=canonical(config["epsilon_sweep"]),
         attacks=attacks_config,
         seed=SEED,
     log:

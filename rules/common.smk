@@ -4,7 +4,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir)))
 
-from cowboy_core.config import ConfigError, format_number, load_schema, run_steps, validate_config
+from cowboy_core.attacks import NO_ATTACK, attack_pattern, parse_attack
+from cowboy_core.cleaning import Method
+from cowboy_core.workflow.config import (
+    ConfigError,
+    canonical,
+    format_number,
+    load_schema,
+    run_steps,
+    validate_config,
+)
 
 try:
     validate_config(config, load_schema(Path(workflow.basedir) / "config" / "schema.yaml"))
@@ -17,19 +26,20 @@ DATASETS = list(config["datasets"])
 CLEANING = config["cleaning"]
 SEED = config["seed"]
 TABLE_SIGMA = format_number(CLEANING["sigma"])
-TABLE_STEPS = CLEANING["steps"]  # the snapshot the tables report
-RUN_STEPS = run_steps(CLEANING)  # the steps every cleaning job runs (curves need the longest)
+TABLE_STEPS = CLEANING["steps"]  # the snapshot step the tables report (Parquet column "steps")
+RUN_STEPS = run_steps(CLEANING)  # the steps every cleaning job runs (wildcard "run_steps")
 
 
+# Built from the library's enums: one source of truth for every axis of the experiment.
 wildcard_constraints:
     dataset="|".join(DATASETS) or "none",
     split="val|test",
-    attack=r"none|(fgsm|bim|pgd|mim|vam)(-[a-z0-9]+)?",
-    defense="none|defense_gan|cowboy",
+    attack=f"{NO_ATTACK}|{attack_pattern()}",
+    defense="|".join(["none", *Method]),
+    method="|".join(Method),
     epsilon=r"[0-9.e+-]+",
-    method="cowboy|defense_gan",
     sigma=r"[0-9.e+-]+",
-    steps=r"\d+",
+    run_steps=r"\d+",
     ckpt=r"\d+",
 
 
@@ -73,10 +83,10 @@ def gan_for_ckpt(wildcards):
     return gan_checkpoint(wildcards.dataset, wildcards.ckpt)
 
 
-def clean_path(dataset, split, attack, method, sigma, steps, ckpt):
+def clean_path(dataset, split, attack, method, sigma, run_steps, ckpt):
     return (
         f"results/clean/{dataset}/{split}/{attack}/"
-        f"{method}_sigma{sigma}_steps{steps}_ckpt{ckpt}.parquet"
+        f"{method}_sigma{sigma}_run{run_steps}_ckpt{ckpt}.parquet"
     )
 
 
@@ -156,7 +166,7 @@ def reproduction_epsilons(wildcards):
 
 
 def all_targets():
-    extra = ["results/deployment.csv"]
+    extra = ["results/deployment.csv", *defense_cards()]
     extra += [f"results/epsilon_sweep/{ds}.csv" for ds in config["epsilon_sweep"]["datasets"]]
     if config["adaptive"]["datasets"]:
         extra += ["results/adaptive.csv", "results/figures/adaptive_robustness.png"]
@@ -172,6 +182,8 @@ def all_targets():
     ]
 
 
+# Params are canonical (keys sorted), so that a config rewritten by a tool in another key
+# order reruns nothing: only a changed value does.
 def train_split_params(wildcards):
     """Only what fixes the training images: the held-out validation split."""
     return {"validation_size": config["datasets"][wildcards.dataset]["validation_size"]}
@@ -180,29 +192,35 @@ def train_split_params(wildcards):
 def eval_split_params(wildcards):
     ds = config["datasets"][wildcards.dataset]
     keys = ("validation_size", "validation_attack_size", "test_size")
-    return {key: ds[key] for key in keys}
+    return canonical({key: ds[key] for key in keys})
 
 
 def attack_params(wildcards):
-    return config["datasets"][wildcards.dataset]["attacks"].get(wildcards.attack, {})
+    return canonical(config["datasets"][wildcards.dataset]["attacks"].get(wildcards.attack, {}))
 
 
 def classifier_params(wildcards):
-    return config["datasets"][wildcards.dataset]["classifier"]
+    return canonical(config["datasets"][wildcards.dataset]["classifier"])
 
 
 def gan_params(wildcards):
-    return config["datasets"][wildcards.dataset]["gan"]
+    return canonical(config["datasets"][wildcards.dataset]["gan"])
 
 
 def cleaning_params(wildcards):
-    """Cleaning settings shared by all jobs; sigma, steps and method come from the wildcards.
+    """Settings shared by all cleaning jobs; sigma, steps and method come from the wildcards."""
+    return canonical({key: CLEANING[key] for key in ("lr", "restarts", "optimizer", "early_stop_tol")})
 
-    batch_size and compile only change how fast a job runs, so they are left out: changing
-    them must not rerun finished jobs (the scripts read them from the config).
-    """
-    skip = ("methods", "sigma", "steps", "batch_size", "compile")
-    return {key: value for key, value in CLEANING.items() if key not in skip}
+
+def card_settings(wildcards):
+    """What a defence card deploys: the cleaning of Tables 1-2, with the D term."""
+    return canonical(
+        {**cleaning_params(wildcards), "sigma": CLEANING["sigma"], "steps": TABLE_STEPS, "method": "cowboy"}
+    )
+
+
+def defense_cards():
+    return [f"results/defense/{ds}.safetensors" for ds in DATASETS]
 
 
 def table_score_files(wildcards):
@@ -226,13 +244,13 @@ def final_gan(wildcards):
     return gan_checkpoint(wildcards.dataset, final_ckpt(wildcards.dataset))
 
 
-def deployment_clean_files():
-    """Cleaned originals ("none") and cleaned adversarials: the two halves of the stream."""
-    return [
-        clean_path(ds, "test", attack, "cowboy", TABLE_SIGMA, RUN_STEPS, final_ckpt(ds))
-        for ds in DATASETS
-        for attack in ["none", *attacks_of(ds)]
-    ]
+def deployment_attack_files(wildcards):
+    """Test images unattacked ("none") and attacked: the two halves of each stream."""
+    return expand(
+        "results/attacks/{dataset}/test/{attack}.safetensors",
+        dataset=wildcards.dataset,
+        attack=[NO_ATTACK, *attacks_of(wildcards.dataset)],
+    )
 
 
 def adaptive_files():
@@ -248,8 +266,10 @@ def adaptive_files():
 def attacks_config(wildcards):
     """Attack settings other than the budget: the epsilon sweep sets the budgets itself."""
     attacks = config["datasets"][wildcards.dataset]["attacks"]
-    return {
-        name: {key: value for key, value in spec.items() if key != "epsilon"}
-        for name, spec in attacks.items()
-        if "-" not in name
-    }
+    return canonical(
+        {
+            name: {key: value for key, value in spec.items() if key != "epsilon"}
+            for name, spec in attacks.items()
+            if not parse_attack(name)[1]
+        }
+    )

@@ -22,7 +22,7 @@ rule tables:
     params:
         sigma=CLEANING["sigma"],
         steps=TABLE_STEPS,
-        detection=config["detection"],
+        detection=canonical(config["detection"]),
         datasets=DATASETS,
     log:
         "results/logs/report/tables.log",
@@ -87,7 +87,7 @@ rule toy:
         discriminator=report("results/figures/fig2_toy_discriminator.png", category="Figures", caption="../report/fig2.rst"),
         metrics="results/toy_metrics.csv",
     params:
-        toy=config["toy"],
+        toy=canonical(config["toy"]),
         seed=SEED,
     log:
         "results/logs/toy.log",
@@ -113,3 +113,20 @@ rule reproduction:
         "results/logs/report/reproduction/{outdir}/{name}.log",
     script:
         "../workflow_scripts/reproduction.py"
+
+
+# What users deploy: one card per dataset (G, D, threshold, cleaning settings, provenance).
+rule defense_card:
+    input:
+        data="results/data/{dataset}/eval.safetensors",
+        gan=final_gan,
+        detection="results/detection.csv",
+        sweep="results/sweep.csv",
+    output:
+        "results/defense/{dataset}.safetensors",
+    params:
+        settings=card_settings,
+    log:
+        "results/logs/defense_card/{dataset}.log",
+    script:
+        "../workflow_scripts/defense_card.py"

@@ -44,10 +44,12 @@ def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
     ]
 
 
-def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_snakemake(
+    workdir: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the repository's workflow with ``workdir`` as its working directory."""
     cmd = snakemake_cmd(workdir, *args)
-    env = {**os.environ, "COWBOY_DEVICE": "cpu"}
+    env = {**os.environ, "COWBOY_DEVICE": "cpu", **(env or {})}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
     if check and proc.returncode != 0:
         raise AssertionError(
@@ -68,7 +70,9 @@ def tiny_config(workdir: Path, **overrides: object) -> Path:
             node = node[key]
         node[keys[-1]] = value
     path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
+    # The file's key order, as a person writes it: tests that rewrite it sorted check that
+    # key order alone reruns nothing.
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 

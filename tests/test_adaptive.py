@@ -15,16 +15,19 @@ def test_stream_accounting_on_a_hand_made_case():
     labels = np.array([0, 1, 2, 3, 0, 1, 2, 3])
     adversarial = np.array([0, 0, 0, 0, 1, 1, 1, 1], dtype=bool)
     flagged = np.array([0, 1, 0, 0, 1, 1, 0, 1], dtype=bool)
-    raw = np.array([0, 1, 2, 9, 9, 9, 9, 9])  # 3 of 4 clean right, every adversarial wrong
-    cleaned = np.array([0, 9, 2, 3, 0, 1, 2, 9])
-    m = stream_metrics(labels, adversarial, flagged, raw, cleaned)
-    # clean part: idx0 raw ok, idx1 flagged->cleaned wrong, idx2 raw ok, idx3 raw wrong -> 2/4
-    # adversarial part: idx4 cleaned ok, idx5 cleaned ok, idx6 raw wrong, idx7 cleaned wrong -> 2/4
+    # Final predictions (cleaned where flagged): clean part 0 ok, 1 wrong, 2 ok, 3 wrong;
+    # adversarial part 4 ok, 5 ok, 6 wrong, 7 wrong.
+    predictions = np.array([0, 9, 2, 9, 0, 1, 9, 9])
+    m = stream_metrics(labels, adversarial, predictions, flagged, np.zeros(8, dtype=bool))
     assert m["clean_part_accuracy"] == 0.5
     assert m["adversarial_part_accuracy"] == 0.5
-    assert m["stream_accuracy"] == 0.5
+    assert m["stream_accuracy"] == 0.5 and m["ci_low"] < 0.5 < m["ci_high"]
     assert m["false_alarm_rate"] == 0.25
     assert m["detection_rate"] == 0.75
+    # Under "reject" the flagged rows abstain: wrong for accuracy, right "with abstention".
+    r = stream_metrics(labels, adversarial, predictions, flagged, flagged)
+    assert r["stream_accuracy"] == 2 / 8  # rows 0, 2
+    assert r["accuracy_with_abstention"] == 6 / 8  # rows 0, 1, 2, 4, 5, 7
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from cowboy_core.attacks import AttackName, AttackSpec, fgsm, run_attack
-from cowboy_core.data import two_gaussians
+from cowboy_core.attacks import AttackName, AttackSpec, run_attack
 from cowboy_core.models import Classifier
+from cowboy_core.toy import fgsm, two_gaussians
 from cowboy_core.training import predict, train_classifier
 
 
@@ -46,7 +46,7 @@ def test_fgsm_lowers_accuracy_on_the_toy():
 
 
 def test_bad_attack_arguments():
-    with pytest.raises(ValueError, match="allowed: fgsm, bim, pgd, mim, vam"):
+    with pytest.raises(ValueError, match="allowed: fgsm, pgd, bim, mim, vam"):
         AttackName.parse("cw")
     with pytest.raises(ValueError, match="epsilon"):
         AttackSpec(AttackName.FGSM, epsilon=0)

@@ -203,7 +203,10 @@ def test_defended_classifier_policies(tiny_gan, images):
     assert torch.isnan(logits[flagged]).all() and not torch.isnan(logits[~flagged]).any()
 
     everything = DefendedClassifier(classifier, Cowboy(g, d, steps=3), "clean-all")
-    everything(images)
+    all_logits = everything(images)
     assert everything.last_report.cleaned.all()
+    # A flagged input starts from the z0 of its place in the batch, whatever else is flagged.
+    flagged_logits = DefendedClassifier(classifier, defense, "detect-then-clean")(images)
+    assert torch.allclose(flagged_logits[flagged], all_logits[flagged], atol=1e-4)
     with pytest.raises(ValueError, match="threshold"):
         DefendedClassifier(classifier, Cowboy(g, d), "reject")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cowboy_core.config import ConfigError, load_schema, validate_config
+from cowboy_core.workflow.config import ConfigError, load_schema, validate_config
 
 from .conftest import REPO, run_snakemake
 
@@ -50,8 +50,25 @@ BAD = [
     ("cleaning.record_steps", [3, 100], "cleaning.steps"),
     ("detection.calibration_attack", "cw", "detection.calibration_attack"),
     ("threads", 8, "threads"),
-    ("cleaning.precision", "fp8", "cleaning.precision"),
+    ("cleaning.precision", "bf16", "cleaning"),  # an execution setting, not experiment config
 ]
+
+
+def test_schema_lists_the_librarys_values():
+    """The experiment's axes live in the library's enums; the schema must not drift from them."""
+    from cowboy_core import AttackName, DatasetName, Method, Optimizer
+    from cowboy_core.attacks import attack_pattern
+
+    schema = load_schema(REPO / "config" / "schema.yaml")
+    props = schema["properties"]
+    images = {d.value for d in DatasetName} - {DatasetName.GAUSSIANS.value}
+    assert set(props["datasets"]["propertyNames"]["enum"]) == images
+    assert props["cleaning"]["properties"]["methods"]["items"]["enum"] == list(Method)
+    assert props["cleaning"]["properties"]["optimizer"]["enum"] == list(Optimizer)
+    patterns = schema["$defs"]["dataset"]["properties"]["attacks"]["patternProperties"]
+    names = {n for p in patterns for n in p.strip("^$").split("(-")[0].strip("()").split("|")}
+    assert names == set(AttackName)
+    assert props["detection"]["properties"]["calibration_attack"]["pattern"] == f"^{attack_pattern()}$"
 
 
 @pytest.mark.parametrize(("key", "value", "named"), BAD, ids=[f"{k}={v!r}"[:40] for k, v, _ in BAD])

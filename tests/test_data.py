@@ -1,7 +1,5 @@
 import gzip
 import pickle
-import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,14 +13,10 @@ from cowboy_core.data import (
     subset_indices,
     to_uint8,
     to_unit_range,
-    two_gaussians,
 )
+from cowboy_core.toy import two_gaussians
 
-
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    dtype_code = 0x08  # unsigned byte
-    header = struct.pack(">HBB", 0, dtype_code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
+from .fixtures.torchvision_files import write_idx
 
 
 def test_mnist_loads_from_idx_files(tmp_path):
@@ -30,8 +24,8 @@ def test_mnist_loads_from_idx_files(tmp_path):
     raw.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for prefix, n in (("train", 20), ("t10k", 7)):
-        _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
-        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, (n,)))
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, (n,)))
     x, y = load_images("mnist", train=False, root=tmp_path)
     assert x.shape == (7, 1, 28, 28) and x.dtype == torch.uint8
     assert y.shape == (7,) and y.dtype == torch.int64

@@ -54,6 +54,11 @@ def test_tpr_at_fpr_flags_at_most_that_many_real():
 def test_calibration_follows_footnote_2():
     assert attack_is_adversarial(0.9, 0.7)
     assert not attack_is_adversarial(0.9, 0.75)
-    assert calibrate_threshold(SCORES, accuracy_clean=0.9, accuracy_adversarial=0.1) == pytest.approx(0.4)
+    strong = calibrate_threshold(SCORES, accuracy_clean=0.9, accuracy_adversarial=0.1)
+    assert strong.threshold == pytest.approx(0.4) and strong.is_adversarial
+    assert strong.require_adversarial() is strong
+    weak = calibrate_threshold(SCORES, accuracy_clean=0.9, accuracy_adversarial=0.8)
+    assert weak.is_adversarial is False and weak.accuracy_drop == pytest.approx(0.1)
     with pytest.raises(ValueError, match="footnote 2"):
-        calibrate_threshold(SCORES, accuracy_clean=0.9, accuracy_adversarial=0.8)
+        weak.require_adversarial()
+    assert calibrate_threshold(SCORES).is_adversarial is None  # no accuracies: nothing to check

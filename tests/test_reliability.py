@@ -77,7 +77,7 @@ def test_killed_gan_segment_resumes_from_last_checkpoint(tmp_path: Path):
 
 def test_killed_cleaning_leaves_no_partial_output(tmp_path: Path):
     config = tiny_config(tmp_path, cleaning__steps=400, cleaning__record_steps=[3])
-    target = "results/clean/fashion_mnist/test/fgsm/cowboy_sigma1_steps400_ckpt20.parquet"
+    target = "results/clean/fashion_mnist/test/fgsm/cowboy_sigma1_run400_ckpt20.parquet"
     run_snakemake(
         tmp_path,
         "results/attacks/fashion_mnist/test/fgsm.safetensors",
@@ -89,7 +89,7 @@ def test_killed_cleaning_leaves_no_partial_output(tmp_path: Path):
     )
     proc = _start(tmp_path, target)
     _kill_when(
-        proc, tmp_path / "results/logs/clean/fashion_mnist/test/fgsm/cowboy_sigma1_steps400_ckpt20.log"
+        proc, tmp_path / "results/logs/clean/fashion_mnist/test/fgsm/cowboy_sigma1_run400_ckpt20.log"
     )
     run_snakemake(tmp_path, "--unlock", "--configfile", str(config))
     out_dir = (tmp_path / target).parent

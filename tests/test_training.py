@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from cowboy_core.data import two_gaussians
 from cowboy_core.io import load_state, save_state
-from cowboy_core.models import Classifier, DCGANDiscriminator, DCGANGenerator, ToyClassifier
+from cowboy_core.models import Classifier, DCGANDiscriminator, DCGANGenerator
+from cowboy_core.toy import ToyClassifier, two_gaussians
 from cowboy_core.training import GANTrainer, TrainingDivergedError, predict, train_classifier
 
 

@@ -43,7 +43,7 @@ def test_tables_detection_and_all_figures(tiny_run: Path):
 
 
 def test_per_sample_parquet_has_one_row_per_image_and_step(tiny_run: Path):
-    path = tiny_run / "results/clean/fashion_mnist/test/fgsm/cowboy_sigma1_steps6_ckpt20.parquet"
+    path = tiny_run / "results/clean/fashion_mnist/test/fgsm/cowboy_sigma1_run6_ckpt20.parquet"
     frame = pd.read_parquet(path)
     for column in (
         "index",
@@ -67,19 +67,39 @@ def test_per_sample_parquet_has_one_row_per_image_and_step(tiny_run: Path):
 
 
 def test_changing_sigma_reruns_only_cleaning_and_reports(tiny_run: Path):
+    """A config rewritten by a tool (yaml.safe_dump sorts the keys) with a new sigma: only
+    cleaning and what reads it run again, never training or attacks."""
     config = yaml.safe_load((tiny_run / "config.yaml").read_text())
     config["cleaning"]["sigma"] = 0.25
     config["sweep"]["sigmas"] = [0.5, 1.0, 2.0]
     changed = tiny_run / "changed.yaml"
-    changed.write_text(yaml.safe_dump(config))
+    changed.write_text(yaml.safe_dump(config, sort_keys=True))
+    keys = list(yaml.safe_load((tiny_run / "config.yaml").read_text()))
+    assert keys != sorted(keys)  # the run's config was in another key order
     proc = run_snakemake(tiny_run, "-n", "--cores", "2", "--configfile", str(changed))
     counts = job_counts(proc.stdout)
-    assert counts.get("clean", 0) > 0
-    for rule in ("prepare_data", "train_classifier", "train_gan", "attack", "score", "toy"):
+    assert counts.get("clean", 0) > 0 and counts.get("defense_card", 0) == 1
+    for rule in ("prepare_train", "prepare_eval", "train_classifier", "train_gan", "attack", "score", "toy"):
         assert rule not in counts, f"{rule} rescheduled by a sigma change: {counts}"
     # And the unchanged config has nothing left to do.
     again = run_snakemake(tiny_run, "-n", "--cores", "2", "--configfile", str(tiny_run / "config.yaml"))
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_defence_card_and_deployment_use_the_pipelines_numbers(tiny_run: Path):
+    from cowboy_core import Cowboy, Policy
+
+    card = Cowboy.load(tiny_run / "results/defense/fashion_mnist.safetensors")
+    detection = pd.read_csv(tiny_run / "results/detection.csv")
+    assert card.threshold == detection["threshold"].iloc[0]
+    config = yaml.safe_load((tiny_run / "config.yaml").read_text())["cleaning"]
+    assert (card.sigma, card.steps, card.lr) == (config["sigma"], config["steps"], config["lr"])
+    assert card.card["provenance"]["threshold"]["split"] == "val"
+    deployment = pd.read_csv(tiny_run / "results/deployment.csv")
+    assert set(deployment["policy"]) == set(Policy)
+    clean_all = deployment[deployment["policy"] == "clean-all"]
+    assert (clean_all["false_alarm_rate"] == 1).all()  # clean-all cleans every input
+    assert (deployment["ci_low"] <= deployment["stream_accuracy"]).all()
 
 
 def test_paper_config_schedules_all_datasets_and_attacks(tmp_path: Path):

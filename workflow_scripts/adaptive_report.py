@@ -3,8 +3,8 @@
 import pandas as pd
 
 from cowboy_core.io import write_dataframe
-from cowboy_core.plots import robustness_curves, save_figure
-from cowboy_core.runtime import start_job
+from cowboy_core.workflow.plots import robustness_curves, save_figure
+from cowboy_core.workflow.runtime import start_job
 
 start_job(snakemake)
 table = pd.concat([pd.read_parquet(path) for path in snakemake.input], ignore_index=True)

@@ -2,23 +2,21 @@
 
 import sys
 
-from cowboy_core.attacks import AttackName, AttackSpec, run_attack
-from cowboy_core.io import load_models, save_tensors
-from cowboy_core.runtime import load_split, stable_offset, start_job
+from cowboy_core.attacks import AttackSpec, parse_attack, run_attack
+from cowboy_core.io import save_tensors
 from cowboy_core.training import predict
+from cowboy_core.workflow.runtime import load_checked, load_split, stable_offset, start_job
 
 wc = snakemake.wildcards
 device = start_job(snakemake, seed_offset=stable_offset(wc.dataset, wc.split, wc.attack))
 images, labels, index, meta = load_split(snakemake.input.data, wc.split)
-if wc.attack == "none":
+name, _ = parse_attack(wc.attack)  # "fgsm-std" is FGSM at another budget
+if name is None:
     # The clean half of the detect-then-clean stream: cleaned like any attack's images.
     adversarial, meta_out = images, {"attack": "none", "epsilon": 0.0, "norm": "none", "steps": 0}
 else:
-    classifier = load_models(
-        snakemake.input.classifier, device=device, expect={"classifier": {"channels": meta["channels"]}}
-    )[0]["classifier"]
+    (classifier,) = load_checked(snakemake.input.classifier, meta, device, "classifier")
     params = snakemake.params.attack
-    name = AttackName.parse(wc.attack.split("-")[0])  # "fgsm-std" is FGSM at another budget
     spec = AttackSpec(name, params["epsilon"], params["steps"], params["rel_stepsize"])
     adversarial = run_attack(classifier.eval(), images, labels, spec, device=device)
     accuracy = (predict(classifier, adversarial, device=device).cpu() == labels).float().mean().item()

@@ -1,43 +1,40 @@
-"""Detect-then-clean on a stream of half clean, half adversarial test images."""
+"""The deployed DefendedClassifier, under each policy, on streams of half clean, half attacked
+test images: one stream per attack."""
 
-import numpy as np
 import pandas as pd
 
+from cowboy_core import DefendedClassifier, Execution, Policy
+from cowboy_core.defended import mixed_stream
 from cowboy_core.evaluation import stream_metrics
-from cowboy_core.io import write_dataframe
-from cowboy_core.runtime import start_job
+from cowboy_core.io import load_tensors, write_dataframe
+from cowboy_core.training import predict
+from cowboy_core.workflow.runtime import load_checked, load_split, start_job
 
-start_job(snakemake)
-params = snakemake.params
-frames = [pd.read_parquet(path) for path in snakemake.input.clean]
-clean = pd.concat(frames, ignore_index=True)
-clean = clean[np.isclose(clean["sigma"], params.sigma) & (clean["steps"] == params.steps)]
-thresholds = pd.read_csv(snakemake.input.detection).groupby("dataset")["threshold"].first()
+device = start_job(snakemake)
+wc, params = snakemake.wildcards, snakemake.params
+images, labels, _, meta = load_split(snakemake.input.data, "test")
+(classifier,) = load_checked(snakemake.input.classifier, meta, device, "classifier")
+deployed = DefendedClassifier.load(
+    snakemake.input.card, classifier, seed=params.seed, execution=Execution.from_env(device=device)
+)
 rows = []
-for dataset, by_dataset in clean.groupby("dataset", sort=False):
-    threshold = float(thresholds[dataset])
-    real = by_dataset[by_dataset["attack"] == "none"].set_index("index").sort_index()
-    # Each test image enters the stream once: a seeded half as itself, the rest attacked.
-    rng = np.random.default_rng(params.seed)
-    attacked = pd.Series(rng.permutation(len(real)) < len(real) // 2, index=real.index)
-    for attack, adv in by_dataset[by_dataset["attack"] != "none"].groupby("attack", sort=False):
-        adv = adv.set_index("index").loc[real.index]
-        is_adv = attacked.to_numpy()
+for path in snakemake.input.attacks:
+    tensors, attack_meta = load_tensors(path)
+    if attack_meta["attack"] == "none":
+        continue
+    stream, is_adversarial = mixed_stream(images, tensors["adversarial"], seed=params.seed)
+    undefended = (predict(classifier, stream, device=device).cpu() == labels).float().mean().item()
+    for policy in Policy:
+        model = DefendedClassifier(classifier, deployed.defense, policy, seed=params.seed)
+        logits, report = model.defend(stream)
         metrics = stream_metrics(
-            labels=real["label"].to_numpy(),
-            is_adversarial=is_adv,
-            flagged=np.where(is_adv, adv["d_adversarial"] < threshold, real["d_original"] < threshold),
-            pred_raw=np.where(is_adv, adv["pred_adversarial"], real["pred_original"]),
-            pred_cleaned=np.where(is_adv, adv["pred_cleaned"], real["pred_cleaned"]),
+            labels.numpy(),
+            is_adversarial.numpy(),
+            logits.argmax(dim=1).cpu().numpy(),
+            report.flagged.cpu().numpy(),
+            report.rejected.cpu().numpy(),
         )
-        undefended = np.where(is_adv, adv["pred_adversarial"], real["pred_original"]) == real["label"]
-        rows.append(
-            {
-                "dataset": dataset,
-                "attack": attack,
-                "threshold": threshold,
-                **metrics,
-                "undefended_stream_accuracy": float(undefended.mean()),
-            }
-        )
+        keys = {"dataset": wc.dataset, "attack": attack_meta["attack"], "policy": policy.value}
+        extra = {"threshold": deployed.defense.threshold, "undefended_stream_accuracy": undefended}
+        rows.append(keys | metrics | extra)
 write_dataframe(pd.DataFrame(rows), snakemake.output[0])

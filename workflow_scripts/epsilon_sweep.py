@@ -4,18 +4,16 @@ import pandas as pd
 
 from cowboy_core.attacks import AttackName, AttackSpec, run_attack
 from cowboy_core.evaluation import wilson_interval
-from cowboy_core.io import load_models, write_dataframe
-from cowboy_core.runtime import load_split, start_job
+from cowboy_core.io import write_dataframe
 from cowboy_core.training import predict
+from cowboy_core.workflow.runtime import load_checked, load_split, start_job
 
 device = start_job(snakemake)
 params = snakemake.params
-images, labels, _, _ = load_split(snakemake.input.data, "val")
-classifier = load_models(snakemake.input.classifier, device=device)[0]["classifier"].eval()
+images, labels, _, meta = load_split(snakemake.input.data, "val")
+(classifier,) = load_checked(snakemake.input.classifier, meta, device, "classifier")
 rows = []
-for name, spec in params.attacks.items():
-    if "-" in name:
-        continue  # labelled variants share their attack's curve
+for name, spec in params.attacks.items():  # unlabelled attacks only: a label is another budget
     attack = AttackName.parse(name)
     grid = params.sweep["vam_epsilons"] if attack is AttackName.VAM else params.sweep["epsilons"]
     for epsilon in grid:

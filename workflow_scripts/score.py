@@ -3,24 +3,15 @@
 import pandas as pd
 
 from cowboy_core.detection import discriminator_logits, scores_from_logits
-from cowboy_core.io import load_models, load_tensors, write_dataframe
-from cowboy_core.runtime import load_split, start_job
+from cowboy_core.io import load_tensors, write_dataframe
 from cowboy_core.training import predict
+from cowboy_core.workflow.runtime import load_checked, load_split, start_job
 
 device = start_job(snakemake)
 wc = snakemake.wildcards
 images, labels, index, meta = load_split(snakemake.input.data, wc.split)
-shape = {"channels": meta["channels"], "image_size": meta["image_size"]}
-classifier = load_models(
-    snakemake.input.classifier,
-    device=device,
-    expect={"classifier": shape},
-)[0]["classifier"]
-discriminator = load_models(
-    snakemake.input.gan,
-    device=device,
-    expect={"discriminator": shape},
-)[0]["discriminator"]
+(classifier,) = load_checked(snakemake.input.classifier, meta, device, "classifier")
+(discriminator,) = load_checked(snakemake.input.gan, meta, device, "discriminator")
 frames = []
 sources = [("real", images)]
 for path in snakemake.input.attacks:

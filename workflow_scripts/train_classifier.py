@@ -2,8 +2,8 @@
 
 from cowboy_core.io import save_models
 from cowboy_core.models import Classifier
-from cowboy_core.runtime import load_split, start_job
 from cowboy_core.training import predict, train_classifier
+from cowboy_core.workflow.runtime import LOG, load_split, start_job
 
 device = start_job(snakemake)
 params = snakemake.params.classifier
@@ -22,7 +22,7 @@ train_classifier(
 )
 val_x, val_y, _, _ = load_split(snakemake.input[0], "heldout")
 accuracy = (predict(model, val_x, device=device).cpu() == val_y).float().mean().item()
-print(f"held-out validation accuracy {accuracy:.4f}", file=__import__("sys").stderr)
+LOG.info("held-out validation accuracy %.4f", accuracy)
 save_models(
     snakemake.output[0],
     {"classifier": model},

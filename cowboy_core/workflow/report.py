@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..attacks import parse_attack
+
 ORIGINAL = {"mnist": 0.97, "fashion_mnist": 0.89, "cifar10": 0.78, "svhn": 0.87}
 
 # attack -> dataset -> (adversarial, cowboy clean, defense-gan clean), 5,000 cleaning steps.
@@ -123,8 +125,8 @@ def markdown_report(
     ]
     attacks = [a for a in dict.fromkeys(accuracy[accuracy["dataset"] == dataset]["attack"])]
     for attack in attacks:
-        base = attack.split("-")[0]
-        paper = TABLES.get(base, {}).get(dataset) if attack == base else None
+        base, label = parse_attack(attack)
+        paper = TABLES.get(base, {}).get(dataset) if base is not None and not label else None
         ref = [f" ({v:.2f})" for v in paper] if paper else ["", "", ""]
         eps = epsilons.get(attack, "")
         cells = [_with_ci(accuracy, dataset, attack, q) for q in QUANTITIES]

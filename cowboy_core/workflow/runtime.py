@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from .io import load_tensors
+from ..fastpath import pick_device
+from ..io import load_models, load_tensors
 
 LOG = logging.getLogger("cowboy")
 
@@ -25,20 +27,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def pick_device(name: str | None = None) -> torch.device:
-    """``COWBOY_DEVICE`` (or ``name``): 'cpu', 'cuda', 'cuda:1', or 'auto' (CUDA when present).
-
-    The device is a property of the machine, not of the experiment, so it is not a config key.
-    """
-    choice = name or os.environ.get("COWBOY_DEVICE", "auto")
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(choice)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"COWBOY_DEVICE={choice} but CUDA is not available; use cpu or auto")
-    return device
 
 
 def start_job(snakemake: Any, *, seed_offset: int = 0) -> torch.device:
@@ -75,7 +63,7 @@ def stable_offset(*parts: str) -> int:
 
 def load_split(path: str, split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
     """Images in [-1, 1], labels and source indices of one split of a prepared dataset file."""
-    from .data import to_unit_range
+    from ..data import to_unit_range
 
     tensors, meta = load_tensors(path)
     if f"{split}_images" not in tensors:
@@ -87,3 +75,11 @@ def load_split(path: str, split: str) -> tuple[torch.Tensor, torch.Tensor, torch
         tensors[f"{split}_index"],
         meta,
     )
+
+
+def load_checked(path: str, meta: dict[str, Any], device: torch.device, *names: str) -> list[nn.Module]:
+    """The named models of a checkpoint, refused unless trained for the image shape in ``meta``
+    (a prepared dataset's metadata)."""
+    shape = {"channels": meta["channels"], "image_size": meta["image_size"]}
+    models = load_models(path, device=device, expect={name: shape for name in names})[0]
+    return [models[name] for name in names]

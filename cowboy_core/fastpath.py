@@ -1,4 +1,6 @@
-"""Exact rewrites of frozen, eval-mode models that make each cleaning step cheaper.
+"""How cleaning runs: exact rewrites of the frozen G and D, memory format, batch size, device.
+
+Nothing here changes what Algorithm 1 computes, only how fast (up to float rounding).
 
 Cleaning runs a forward and an input-gradient backward pass through G and D thousands of
 times with fixed weights, so it pays to reshape the network once:
@@ -11,12 +13,18 @@ times with fixed weights, so it pays to reshape the network once:
   those layers run 1.8-3.6x faster on CPU (``benchmarks/bench_cleaning.py`` measures it).
 
 Both are exact up to float rounding and leave the original model untouched.
+:class:`Execution` applies them once to G and D, with ``channels_last``, the chunk size,
+the device and the opt-in ``torch.compile``.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -134,3 +142,102 @@ def subpixel_convs(model: nn.Module, thin_channels: int = THIN_CHANNELS) -> nn.M
             elif isinstance(child, nn.Conv2d) and child.in_channels <= thin_channels:
                 setattr(parent, name, subpixel_conv(child))
     return rewritten
+
+
+# Rows per forward/backward, from benchmarks/bench_cleaning.py: on CPU, 256 rows ran within
+# 5% of the best (64) for 28x28 and beat it for 32x32, while 2,048 ran a third slower as the
+# activations left the cache; a GPU wants many rows to fill its cores.
+DEFAULT_BATCH = {"cpu": 256, "cuda": 4096}
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """``name`` or ``COWBOY_DEVICE``: 'cpu', 'cuda', 'cuda:1', or 'auto' (CUDA when present)."""
+    choice = name or os.environ.get("COWBOY_DEVICE", "auto")
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(choice)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"COWBOY_DEVICE={choice} but CUDA is not available; use cpu or auto")
+    return device
+
+
+@dataclass(frozen=True, kw_only=True)
+class Execution:
+    """How G and D run during cleaning; none of it changes the algorithm's result.
+
+    Args:
+        device: where G and D run; inputs are moved there.
+        batch_size: rows (inputs x restarts) per forward/backward; bounds memory. None
+            picks the fastest measured on the device (:data:`DEFAULT_BATCH`).
+        channels_last: use the channels-last memory format for image tensors.
+        fold_bn: fuse batch norm into the preceding layers (exact in eval mode).
+        subpixel: rewrite the thin stride-2 image layers (:func:`subpixel_convs`).
+        compile: run the objective through ``torch.compile`` (CUDA graphs on a GPU). Off
+            until a GPU benchmark shows it pays: on CPU it was slower.
+        progress: show a progress bar (stderr) over the rows being cleaned.
+    """
+
+    device: torch.device | str = "cpu"
+    batch_size: int | None = None
+    channels_last: bool = True
+    fold_bn: bool = True
+    subpixel: bool = True
+    compile: bool = False
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "device", torch.device(self.device))
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Execution:
+        """Settings of the machine, not the experiment: ``COWBOY_DEVICE`` (default auto),
+        ``COWBOY_BATCH_SIZE`` and ``COWBOY_COMPILE=1``, as a profile or job script sets them."""
+        batch = os.environ.get("COWBOY_BATCH_SIZE")
+        settings: dict[str, Any] = {
+            "device": pick_device(),
+            "batch_size": int(batch) if batch else None,
+            "compile": os.environ.get("COWBOY_COMPILE", "0") == "1",
+        }
+        return cls(**(settings | overrides))
+
+    @property
+    def rows(self) -> int:
+        """Rows per chunk."""
+        device = torch.device(self.device)
+        return self.batch_size or DEFAULT_BATCH.get(device.type, DEFAULT_BATCH["cpu"])
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """A frozen, rewritten copy of ``model`` on the device; the original is untouched."""
+        model = model.eval()
+        model = fold_batchnorm(model) if self.fold_bn else copy.deepcopy(model)
+        if self.subpixel:
+            model = subpixel_convs(model)
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+        model = model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def format(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` on the device, in the memory format the prepared models expect."""
+        x = x.to(self.device)
+        if self.channels_last and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def wrap(self, objective: Callable[..., Any]) -> Callable[..., Any]:
+        """``objective`` itself, or compiled; on CUDA "reduce-overhead" replays each step as a
+        CUDA graph, because kernel launches, not FLOPs, bound the DCGAN's small layers there."""
+        if not self.compile:
+            return objective
+        device = torch.device(self.device)
+        compiled = torch.compile(objective, mode="reduce-overhead" if device.type == "cuda" else "default")
+
+        def step(*args: Any) -> Any:
+            torch.compiler.cudagraph_mark_step_begin()
+            return compiled(*args)
+
+        return step

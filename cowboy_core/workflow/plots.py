@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from .io import atomic_path
+from ..io import atomic_path
 
 
 def save_figure(figure: Figure, path: str | Path) -> None:

@@ -14,6 +14,8 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
+from ..attacks import AttackName
+
 # Test-set sizes of the torchvision datasets, to refuse a subset larger than the set.
 TEST_SET_SIZES = {"mnist": 10000, "fashion_mnist": 10000, "cifar10": 10000, "svhn": 26032}
 TRAIN_SET_SIZES = {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "svhn": 73257}
@@ -47,7 +49,7 @@ _Validator = _with_defaults(Draft202012Validator)
 def _describe(error: ValidationError) -> str:
     key = ".".join(str(part) for part in error.absolute_path) or "<top level>"
     schema = error.schema if isinstance(error.schema, dict) else {}
-    attack_names = "fgsm, bim, pgd, mim or vam, optionally labelled (fgsm-std)"
+    attack_names = f"{', '.join(AttackName)}, optionally labelled ({AttackName.FGSM}-std)"
     if error.validator == "additionalProperties" and "patternProperties" in schema:
         return f"{key}: {error.message}; allowed: {attack_names}"
     if error.validator == "pattern":
@@ -150,6 +152,16 @@ def _check_semantics(config: dict[str, Any]) -> None:
         problems.append(f"reproduction.dataset: {repro!r} is not a configured dataset")
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def canonical(value: Any) -> Any:
+    """``value`` with every mapping's keys sorted, recursively: Snakemake compares params by
+    their text, so a config rewritten in another key order must give the same params."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [canonical(item) for item in value]
+    return value
 
 
 def format_number(value: float) -> str:

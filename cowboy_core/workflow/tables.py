@@ -1,0 +1,145 @@
+"""The paper's tables (1, 2, detection, validation sweep) from the per-sample Parquet rows."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..attacks import AttackName, parse_attack
+from ..detection import calibrate_threshold, detection_rate, roc_auc, tpr_at_fpr
+from ..evaluation import wilson_interval
+
+
+def _accuracy_row(correct: pd.Series, **keys: Any) -> dict[str, Any]:
+    k, n = int(correct.sum()), int(correct.size)
+    low, high = wilson_interval(k, n)
+    return {**keys, "accuracy": k / n if n else math.nan, "ci_low": low, "ci_high": high, "n": n}
+
+
+def accuracy_long(clean: pd.DataFrame, sigma: float, steps: int) -> pd.DataFrame:
+    """One row per dataset x attack x quantity (original, adversarial, cowboy, defense_gan)."""
+    sel = clean[(clean["split"] == "test") & np.isclose(clean["sigma"], sigma) & (clean["steps"] == steps)]
+    rows = []
+    for (dataset, attack), group in sel.groupby(["dataset", "attack"], sort=False):
+        first = group[group["method"] == group["method"].iloc[0]]
+        rows.append(
+            _accuracy_row(
+                first["pred_original"] == first["label"], dataset=dataset, attack=attack, quantity="original"
+            )
+        )
+        rows.append(
+            _accuracy_row(
+                first["pred_adversarial"] == first["label"],
+                dataset=dataset,
+                attack=attack,
+                quantity="adversarial",
+            )
+        )
+        for method, by_method in group.groupby("method", sort=False):
+            rows.append(
+                _accuracy_row(
+                    by_method["pred_cleaned"] == by_method["label"],
+                    dataset=dataset,
+                    attack=attack,
+                    quantity=str(method),
+                )
+            )
+    return pd.DataFrame(rows, columns=["dataset", "attack", "quantity", "accuracy", "ci_low", "ci_high", "n"])
+
+
+def attack_sort_key(attack: str) -> tuple[int, str]:
+    """The paper's row order; labelled variants ("fgsm-std") follow their attack, "none" last."""
+    name, label = parse_attack(attack)
+    return (len(AttackName) if name is None else list(AttackName).index(name), label)
+
+
+def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    keys = frame["attack"].map(attack_sort_key)
+    return frame.iloc[sorted(range(len(frame)), key=lambda i: keys.iloc[i])].reset_index(drop=True)
+
+
+def paper_table(accuracy: pd.DataFrame, quantities: list[str], datasets: list[str]) -> pd.DataFrame:
+    """Wide table like the paper's: attacks as rows, ``{dataset}/{quantity}`` columns."""
+    rows = accuracy[accuracy["quantity"].isin(quantities) & (accuracy["attack"] != "none")]
+    wide = rows.pivot_table(index="attack", columns=["dataset", "quantity"], values="accuracy", sort=False)
+    columns = [(d, q) for d in datasets for q in quantities if (d, q) in wide.columns]
+    wide = wide.reindex(columns=pd.MultiIndex.from_tuples(columns))
+    wide.columns = [f"{d}/{q}" for d, q in columns]
+    return _ordered(wide.reset_index())
+
+
+def table1(accuracy: pd.DataFrame, datasets: list[str]) -> pd.DataFrame:
+    """Table 1: Original / Adv / Clean (cowboy) per dataset."""
+    renamed = accuracy.replace({"quantity": {"cowboy": "clean"}})
+    return paper_table(renamed, ["original", "adversarial", "clean"], datasets)
+
+
+def table2(accuracy: pd.DataFrame, datasets: list[str]) -> pd.DataFrame:
+    """Table 2: Defense-GAN vs cowboy per dataset."""
+    return paper_table(accuracy, ["defense_gan", "cowboy"], datasets)
+
+
+def detection_table(
+    val_scores: pd.DataFrame,
+    test_scores: pd.DataFrame,
+    *,
+    calibration_attack: str,
+    p: float,
+    min_accuracy_drop: float,
+    fpr: float,
+) -> pd.DataFrame:
+    """Per dataset x attack: the threshold calibrated on the validation split's calibration
+    attack (section 3.4), then ROC-AUC, TPR at ``fpr`` and detection rate on the test split."""
+    rows = []
+    for dataset, val in val_scores.groupby("dataset", sort=False):
+        real_val = val[val["source"] == "real"]
+        calib = val[val["source"] == calibration_attack]
+        calibration = calibrate_threshold(
+            calib["d_score"].to_numpy(),
+            p=p,
+            accuracy_clean=float((real_val["pred"] == real_val["label"]).mean()),
+            accuracy_adversarial=float((calib["pred"] == calib["label"]).mean()),
+            min_drop=min_accuracy_drop,
+        )
+        threshold = calibration.threshold
+        test = test_scores[test_scores["dataset"] == dataset]
+        real = test[test["source"] == "real"]["d_score"].to_numpy()
+        for attack, adv in test[test["source"] != "real"].groupby("source", sort=False):
+            scores = adv["d_score"].to_numpy()
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "attack": attack,
+                    "calibration_attack": calibration_attack,
+                    "p": p,
+                    "threshold": threshold,
+                    "calibration_is_adversarial": calibration.is_adversarial,
+                    "calibration_accuracy_drop": calibration.accuracy_drop,
+                    "roc_auc": roc_auc(real, scores),
+                    f"tpr_at_{fpr:g}_fpr": tpr_at_fpr(real, scores, fpr),
+                    "detection_rate": detection_rate(scores, threshold),
+                    "false_alarm_rate": detection_rate(real, threshold),
+                    "mean_d_real": float(real.mean()),
+                    "mean_d_adversarial": float(scores.mean()),
+                    "n_real": real.size,
+                    "n_adversarial": scores.size,
+                }
+            )
+    return _ordered(pd.DataFrame(rows))
+
+
+def sweep_table(clean: pd.DataFrame) -> pd.DataFrame:
+    """Validation accuracy per dataset x attack x method x sigma x steps (the sigma sweep)."""
+    val = clean[clean["split"] == "val"]
+    rows = [
+        _accuracy_row(g["pred_cleaned"] == g["label"], dataset=d, attack=a, method=m, sigma=s, steps=st)
+        for (d, a, m, s, st), g in val.groupby(["dataset", "attack", "method", "sigma", "steps"])
+    ]
+    return pd.DataFrame(
+        rows, columns=["dataset", "attack", "method", "sigma", "steps", "accuracy", "ci_low", "ci_high", "n"]
+    )
