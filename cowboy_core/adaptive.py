@@ -1,9 +1,11 @@
-"""Adaptive white-box attacks on the whole defended pipeline (Athalye et al., 2018).
+"""Attacks on the deployed defence (Athalye et al. 2018; Carlini et al. 2019; Tramer et al. 2020).
 
-The cleaning step (Algorithm 1) is an iterative optimisation, so its exact gradient is
-unavailable in practice. BPDA treats it as the identity on the backward pass, and EOT
-averages the gradient over the random z0 of several cleanings. The detector-aware variant
-also ascends log D(x), so that the adversarial input evades the detection threshold.
+:class:`DefendedModel` turns ``classifier(clean(x))`` into a differentiable model that any
+attack library can run: its forward pass is the deployed cleaning, and its gradient is one
+of BPDA (the identity), the exact gradient unrolled through all m steps, the last k steps
+only, or the unrolled gradient of a smoother surrogate cleaning. APGD and Square come from
+torchattacks; the attacks no library has are here: the detector-aware hinge and the
+on-manifold (latent) attack of Athalye et al. on Defense-GAN.
 """
 
 from __future__ import annotations
@@ -11,110 +13,547 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .attacks import BOUNDS, PIXEL_SCALE
-from .cleaning import Cowboy
+from .choices import Choice
+from .cleaning import Cowboy, descend
+from .defended import DefendedClassifier, Policy
 
 
-@dataclass(frozen=True)
-class AdaptiveSpec:
-    """An adaptive L-inf attack on cleaning + classifier.
+class Gradient(Choice, what="gradient"):
+    """How an attack differentiates through the cleaning."""
+
+    BPDA = "bpda"
+    UNROLLED = "unrolled"
+    TRUNCATED = "truncated"
+    SURROGATE = "surrogate"
+
+
+class _StraightThrough(torch.autograd.Function):
+    """BPDA: the value of the real cleaning, the gradient of the identity."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, cleaned: torch.Tensor) -> torch.Tensor:
+        return cleaned.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad, None
+
+
+def differentiable_clean(
+    defense: Cowboy,
+    x: torch.Tensor,
+    *,
+    seed: int,
+    gradient: Gradient = Gradient.BPDA,
+    last_k: int = 5,
+    surrogate: Cowboy | None = None,
+) -> torch.Tensor:
+    """The deployed cleaning of ``x`` (its value), with the gradient ``gradient`` names.
+
+    The surrogate's value is discarded: only its gradient is used, so that what the attack
+    sees is always the real cleaning.
+    """
+    if gradient is Gradient.UNROLLED:
+        return defense.clean_unrolled(x, seed=seed)
+    if gradient is Gradient.TRUNCATED:
+        return defense.clean_unrolled(x, seed=seed, last=last_k)
+    real = defense.clean(x.detach(), seed=seed).to(x.dtype)
+    if gradient is Gradient.BPDA:
+        return _StraightThrough.apply(x, real)  # type: ignore[no-any-return]
+    if surrogate is None:
+        raise ValueError("the surrogate gradient needs a surrogate defence")
+    smooth = surrogate.clean_unrolled(x, seed=seed)
+    return real + (smooth - smooth.detach())
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] model inputs -> [0, 1] pixels, the attack libraries' convention."""
+    return (x - BOUNDS[0]) / PIXEL_SCALE
+
+
+def from_unit(x: torch.Tensor) -> torch.Tensor:
+    return x * PIXEL_SCALE + BOUNDS[0]
+
+
+class DefendedModel(nn.Module):
+    """``classifier(clean(x))`` on [0, 1] pixels, differentiable for attack libraries.
 
     Args:
-        epsilon: L-inf budget in [0, 1] pixel units.
-        steps: PGD iterations (1 gives a BPDA-FGSM).
-        rel_stepsize: step size relative to epsilon (2.5 / steps as in Madry et al. if None).
-        eot: cleanings (random z0) averaged per gradient (expectation over transformation).
-        detector_weight: weight of +log D(x) in the attack objective; 0 ignores the detector.
-        random_start: start from a uniform point in the epsilon ball.
+        classifier: the deployed classifier (inputs in [-1, 1]).
+        defense: the deployed :class:`Cowboy`; None attacks the bare classifier.
+        gradient: how to differentiate through the cleaning.
+        seed: the deployer's fixed seed; None draws a fresh seed for every query.
+        last_k: steps kept in the graph by the truncated gradient.
+        surrogate: the smoother cleaning whose gradient :attr:`Gradient.SURROGATE` uses.
     """
 
-    epsilon: float
-    steps: int = 20
-    rel_stepsize: float | None = None
-    eot: int = 1
-    detector_weight: float = 0.0
-    random_start: bool = True
+    def __init__(
+        self,
+        classifier: nn.Module,
+        defense: Cowboy | None,
+        *,
+        gradient: str | Gradient = Gradient.BPDA,
+        seed: int | None = 0,
+        last_k: int = 5,
+        surrogate: Cowboy | None = None,
+    ) -> None:
+        super().__init__()
+        self.classifier, self.defense, self.surrogate = classifier.eval(), defense, surrogate
+        self.gradient, self.seed, self.last_k = Gradient.parse(gradient), seed, last_k
+        self.queries = 0
+        self.eval()
 
-    def __post_init__(self) -> None:
-        if not self.epsilon > 0 or self.steps < 1 or self.eot < 1 or self.detector_weight < 0:
-            raise ValueError(f"invalid adaptive attack {self}")
+    def train(self, mode: bool = True) -> DefendedModel:
+        """Always eval: attack libraries toggle the mode, but the deployed models are frozen."""
+        return super().train(False)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = from_unit(pixels)
+        if self.defense is not None:
+            self.queries += 1
+            seed = self.seed if self.seed is not None else FRESH_SEED * self.queries
+            x = differentiable_clean(
+                self.defense,
+                x,
+                seed=seed,
+                gradient=self.gradient,
+                last_k=self.last_k,
+                surrogate=self.surrogate,
+            )
+        logits: torch.Tensor = self.classifier(x)
+        return logits
 
 
-def bpda_eot_pgd(
-    classifier: nn.Module,
-    defense: Cowboy | None,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    spec: AdaptiveSpec,
+def apgd(
+    model: DefendedModel,
+    x: torch.Tensor,
+    y: torch.Tensor,
     *,
+    epsilon: float,
+    steps: int,
+    restarts: int,
+    loss: str = "ce",
+    eot: int = 1,
     seed: int = 0,
 ) -> torch.Tensor:
-    """PGD against ``classifier(defense.clean(x))`` with BPDA (identity backward) and EOT.
+    """torchattacks' APGD (Croce & Hein 2020) with L-inf budget ``epsilon`` in [0, 1] pixel
+    units; restarts attack only the images not yet broken, and the best iterate is kept."""
+    import torchattacks
 
-    With ``defense=None`` it is plain PGD on the classifier (the non-adaptive baseline).
-    """
-    device = images.device
-    classifier.eval()
-    eps = spec.epsilon * PIXEL_SCALE
-    alpha = eps * (spec.rel_stepsize if spec.rel_stepsize is not None else 2.5 / spec.steps)
+    attack = torchattacks.APGD(
+        model, norm="Linf", eps=epsilon, steps=steps, n_restarts=restarts, loss=loss, eot_iter=eot, seed=seed
+    )
+    return from_unit(attack(to_unit(x), y)).detach()
+
+
+def square(
+    model: DefendedModel, x: torch.Tensor, y: torch.Tensor, *, epsilon: float, queries: int, seed: int = 0
+) -> torch.Tensor:
+    """torchattacks' Square (Andriushchenko et al. 2020): gradient-free, for the masking check."""
+    import torchattacks
+
+    attack = torchattacks.Square(model, norm="Linf", eps=epsilon, n_queries=queries, n_restarts=1, seed=seed)
+    return from_unit(attack(to_unit(x), y)).detach()
+
+
+def single_step(model: DefendedModel, x: torch.Tensor, y: torch.Tensor, *, epsilon: float) -> torch.Tensor:
+    """One full-size signed-gradient step (FGSM through the model), for Carlini et al.'s check."""
+    pixels = to_unit(x).requires_grad_(True)
+    (grad,) = torch.autograd.grad(F.cross_entropy(model(pixels), y, reduction="sum"), pixels)
+    return from_unit((pixels + epsilon * grad.sign()).clamp(0, 1)).detach()
+
+
+def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
+    return torch.min(torch.max(x_adv, x - eps), x + eps).clamp(*BOUNDS)
+
+
+def hinge_attack(
+    classifier: nn.Module,
+    discriminator: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epsilon: float,
+    target_score: float,
+    margin: float = 0.05,
+    steps: int = 100,
+    weight: float = 10.0,
+    seed: int = 0,
+) -> torch.Tensor:
+    """Detector-aware PGD: fool the bare classifier while D scores the input at least
+    ``target_score + margin``, through a hinge on D's logit. Keeps, per image, the last
+    iterate that does both, else the last iterate (Madry step 2.5 eps / steps, random start)."""
+    eps, alpha = epsilon * PIXEL_SCALE, 2.5 * epsilon * PIXEL_SCALE / steps
+    target = float(torch.logit(torch.tensor(min(target_score + margin, 1 - 1e-6), dtype=torch.float64)))
     gen = torch.Generator().manual_seed(seed)
-    x_adv = images.clone()
-    if spec.random_start:
-        noise = (torch.rand(images.shape, generator=gen) * 2 - 1).to(device) * eps
-        x_adv = (images + noise).clamp(*BOUNDS)
-    for step in range(spec.steps):
-        grad = torch.zeros_like(images)
-        for k in range(spec.eot):
-            if defense is None:
-                point = x_adv.detach().requires_grad_(True)
-                loss = F.cross_entropy(classifier(point), labels, reduction="sum")
-                grad += torch.autograd.grad(loss, point)[0]
-                break
-            # BPDA: run the real cleaning forward, take the gradient at its output, and pass
-            # it straight through to the input (d clean(x) / dx ~ I).
-            cleaned = defense.clean(x_adv.detach(), seed=seed + 1000 * step + k).to(device)
-            cleaned.requires_grad_(True)
-            loss = F.cross_entropy(classifier(cleaned), labels, reduction="sum")
-            grad += torch.autograd.grad(loss, cleaned)[0]
-        if spec.detector_weight > 0 and defense is not None:
-            point = x_adv.detach().requires_grad_(True)
-            log_d = F.logsigmoid(defense.discriminator(point).reshape(-1)).sum()
-            grad += spec.detector_weight * spec.eot * torch.autograd.grad(log_d, point)[0]
-        with torch.no_grad():
-            x_adv = x_adv + alpha * grad.sign()
-            x_adv = torch.min(torch.max(x_adv, images - eps), images + eps).clamp(*BOUNDS)
+    x_adv = _project(x + (torch.rand(x.shape, generator=gen).to(x.device) * 2 - 1) * eps, x, eps)
+    best = x_adv.clone()
+    for _ in range(steps + 1):
+        point = x_adv.detach().requires_grad_(True)
+        logits, d_logit = classifier(point), discriminator(point).reshape(-1)
+        success = (logits.argmax(1) != y) & (d_logit >= target)
+        best[success] = point[success].detach()
+        objective = F.cross_entropy(logits, y, reduction="sum") - weight * F.relu(target - d_logit).sum()
+        (grad,) = torch.autograd.grad(objective, point)
+        x_adv = _project(x_adv + alpha * grad.sign(), x, eps)
+    failed = ~((classifier(best).argmax(1) != y) & (discriminator(best).reshape(-1) >= target))
+    best[failed] = x_adv[failed]
+    return best.detach()
+
+
+def latent_attack(
+    classifier: nn.Module,
+    defense: Cowboy,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epsilon: float,
+    steps: int = 200,
+    refine_steps: int = 20,
+    weight: float = 10.0,
+    seed: int = 0,
+) -> torch.Tensor:
+    """On-manifold attack (Athalye et al. 2018 on Defense-GAN): find z with G(z) misclassified
+    and close to x, then the x' in the budget whose cleaning lands near G(z) (start at G(z)
+    clipped to the budget, then BPDA steps on ||clean(x') - G(z)||^2)."""
+    eps = epsilon * PIXEL_SCALE
+    generator = defense.generator
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(x.shape[0], defense.latent_dim, generator=gen).to(x.device).requires_grad_(True)
+    optimizer = torch.optim.Adam([z], lr=0.05)
+    for _ in range(steps):
+        fake = generator(z)
+        logits = classifier(fake)
+        true = logits.gather(1, y[:, None])[:, 0]
+        other = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), -1e9).max(1).values
+        loss = (fake - x).square().flatten(1).sum(1) + weight * F.relu(true - other + 1.0)
+        optimizer.zero_grad()
+        loss.sum().backward()
+        optimizer.step()
+    with torch.no_grad():
+        goal = generator(z).detach()
+        x_adv = _project(goal, x, eps)
+    alpha = eps / 4
+    for step in range(refine_steps):
+        point = x_adv.detach().requires_grad_(True)
+        cleaned = differentiable_clean(defense, point, seed=seed + step, gradient=Gradient.BPDA)
+        (grad,) = torch.autograd.grad((cleaned - goal).square().sum(), point)
+        x_adv = _project(x_adv - alpha * grad.sign(), x, eps)
     return x_adv.detach()
 
 
-def attack_kinds(epsilon: float, settings: dict[str, Any], *, defended: bool) -> dict[str, AdaptiveSpec]:
-    """The attacks run at one epsilon: PGD on the classifier; with a defence, BPDA+EOT and its
-    detector-aware variant; at ``check_epsilon``, Carlini et al.'s single-step and
-    double-steps checks."""
-    steps, eot = settings["steps"], settings["eot"]
-    kinds = {"standard": AdaptiveSpec(epsilon, steps=steps)}
-    if defended:
-        kinds["adaptive"] = AdaptiveSpec(epsilon, steps=steps, eot=eot)
-        weight = settings["detector_weight"]
-        kinds["adaptive_detector_aware"] = AdaptiveSpec(epsilon, steps=steps, eot=eot, detector_weight=weight)
-    check = settings.get("check_epsilon")
-    if check is not None and abs(epsilon - check) < 1e-12:
-        kinds["check_single_step"] = AdaptiveSpec(
-            epsilon, steps=1, rel_stepsize=1.0, eot=eot, random_start=False
+def deployed_correct(
+    classifier: nn.Module, defense: Cowboy, x: torch.Tensor, y: torch.Tensor, *, seed: int
+) -> dict[Policy, np.ndarray]:
+    """Per image and policy, whether the deployed :class:`DefendedClassifier` defends it: the
+    right class, or (policy "reject") a rejection, which counts as correct."""
+    out: dict[Policy, np.ndarray] = {}
+    for policy in Policy:
+        logits, report = DefendedClassifier(classifier, defense, policy, seed=seed).defend(x)
+        right = (logits.argmax(1) == y.to(logits.device)).cpu() | report.rejected.cpu()
+        out[policy] = right.numpy()
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class Suite:
+    """How hard to attack (config ``robustness``). Each attack runs on the images that every
+    earlier attack left defended under a policy it can affect, as AutoAttack does.
+
+    Args:
+        steps: APGD iterations (and the hinge attack's PGD iterations).
+        restarts: APGD-CE restarts (each only on images not yet broken).
+        eot: gradients averaged per step when the deployer draws a fresh seed per query.
+        fresh_steps: APGD iterations of that EOT attack.
+        surrogate_lr_scale: the surrogate cleaning's step size, relative to the deployed one.
+        surrogate_steps: APGD iterations through the surrogate's unrolled gradient.
+        square_images, square_queries: the gradient-free check.
+        fresh_images: images attacked with a fresh seed per query (EOT).
+        check_images: images for the doubled-budget and unbounded checks.
+    """
+
+    steps: int = 100
+    restarts: int = 5
+    eot: int = 8
+    fresh_steps: int = 100
+    surrogate_lr_scale: float = 0.25
+    surrogate_steps: int = 100
+    square_images: int = 100
+    square_queries: int = 1000
+    fresh_images: int = 100
+    check_images: int = 100
+
+
+FRESH_SEED = 1_000_003  # the seed a fresh query draws when the deployer does not fix one
+UNDEFENDED = "undefended"  # the "policy" of the bare classifier
+
+
+def run_suite(
+    classifier: nn.Module,
+    defense: Cowboy | None,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epsilon: float,
+    suite: Suite,
+    median_real_score: float,
+    checks: bool = False,
+    seed: int = 0,
+    log: Any = print,
+) -> pd.DataFrame:
+    """Every attack on ``classifier`` behind ``defense`` (None: the bare classifier), evaluated
+    per image by the deployed :class:`DefendedClassifier` under each policy, at the deployer's
+    fixed seed and at a fresh one. Rows: image, attack, policy, seed, defended (NaN where the
+    attack did not run on that image)."""
+    n = x.shape[0]
+    rows: list[pd.DataFrame] = []
+    policies = [UNDEFENDED] if defense is None else [p.value for p in Policy]
+    robust = {p: np.ones(n, dtype=bool) for p in policies}
+
+    def evaluate(name: str, index: np.ndarray, x_adv: torch.Tensor, worst_case: bool = True) -> None:
+        for seed_kind, eval_seed in (("fixed", seed), ("fresh", FRESH_SEED)):
+            if defense is None:
+                with torch.no_grad():
+                    right = (classifier(x_adv).argmax(1) == y[index]).cpu().numpy()
+                outcome = {UNDEFENDED: right}
+            else:
+                outcome = {
+                    p.value: v
+                    for p, v in deployed_correct(classifier, defense, x_adv, y[index], seed=eval_seed).items()
+                }
+            for policy, right in outcome.items():
+                rows.append(
+                    pd.DataFrame(
+                        {
+                            "image": index,
+                            "attack": name,
+                            "policy": policy,
+                            "seed": seed_kind,
+                            "worst_case": worst_case,
+                            "defended": right.astype(float),
+                        }
+                    )
+                )
+                if seed_kind == "fixed" and worst_case:
+                    robust[policy][index] &= right
+        log(
+            f"eps={epsilon} {name}: {len(index)} images, robust now "
+            + ", ".join(f"{p} {robust[p].mean():.3f}" for p in policies)
         )
-        kinds["check_double_steps"] = AdaptiveSpec(epsilon, steps=2 * steps, eot=eot)
-    return kinds
+
+    def alive(*which: Policy) -> np.ndarray:
+        names = [p.value for p in which if p.value in robust]
+        return np.flatnonzero(np.any([robust[p] for p in names], axis=0))
+
+    bare = DefendedModel(classifier, None)
+    everything = np.arange(n)
+    evaluate("clean", everything, x)
+    evaluate(
+        "transfer_apgd_ce",
+        everything,
+        apgd(bare, x, y, epsilon=epsilon, steps=suite.steps, restarts=1, seed=seed),
+    )
+    if defense is None:
+        idx = np.flatnonzero(robust[UNDEFENDED])
+        evaluate(
+            "apgd_dlr",
+            idx,
+            apgd(bare, x[idx], y[idx], epsilon=epsilon, steps=suite.steps, restarts=1, loss="dlr", seed=seed),
+        )
+        sq = np.arange(min(n, suite.square_images))
+        evaluate(
+            "square", sq, square(bare, x[sq], y[sq], epsilon=epsilon, queries=suite.square_queries, seed=seed)
+        )
+        return pd.concat(rows, ignore_index=True)
+    threshold = float(defense.threshold)  # type: ignore[arg-type]
+    detector_policies = (Policy.DETECT_THEN_CLEAN, Policy.REJECT)
+    for name, target in (("hinge_threshold", threshold), ("hinge_median_real", median_real_score)):
+        idx = alive(*detector_policies)
+        if len(idx):
+            evaluate(
+                name,
+                idx,
+                hinge_attack(
+                    classifier,
+                    defense.discriminator,
+                    x[idx],
+                    y[idx],
+                    epsilon=epsilon,
+                    target_score=target,
+                    steps=suite.steps,
+                    seed=seed,
+                ),
+            )
+    model = DefendedModel(classifier, defense, seed=seed)
+    evaluate("bpda_single_step", everything, single_step(model, x, y, epsilon=epsilon), worst_case=True)
+    cleaning_policies = (Policy.CLEAN_ALL, Policy.DETECT_THEN_CLEAN)
+    idx = alive(*cleaning_policies)
+    evaluate(
+        "bpda_apgd_ce",
+        idx,
+        apgd(model, x[idx], y[idx], epsilon=epsilon, steps=suite.steps, restarts=suite.restarts, seed=seed),
+    )
+    idx = alive(*cleaning_policies)
+    evaluate(
+        "bpda_apgd_dlr",
+        idx,
+        apgd(model, x[idx], y[idx], epsilon=epsilon, steps=suite.steps, restarts=1, loss="dlr", seed=seed),
+    )
+    surrogate = surrogate_of(defense, suite.surrogate_lr_scale)
+    smooth = DefendedModel(classifier, defense, gradient=Gradient.SURROGATE, surrogate=surrogate, seed=seed)
+    idx = alive(*cleaning_policies)
+    evaluate(
+        "surrogate_apgd_ce",
+        idx,
+        apgd(smooth, x[idx], y[idx], epsilon=epsilon, steps=suite.surrogate_steps, restarts=1, seed=seed),
+    )
+    idx = alive(*cleaning_policies)
+    evaluate("latent", idx, latent_attack(classifier, defense, x[idx], y[idx], epsilon=epsilon, seed=seed))
+    sq = np.arange(min(n, suite.square_images))
+    evaluate(
+        "square", sq, square(model, x[sq], y[sq], epsilon=epsilon, queries=suite.square_queries, seed=seed)
+    )
+    fresh = np.arange(min(n, suite.fresh_images))
+    eot_model = DefendedModel(classifier, defense, seed=None)
+    evaluate(
+        "bpda_apgd_ce_eot_fresh_seed",
+        fresh,
+        apgd(
+            eot_model,
+            x[fresh],
+            y[fresh],
+            epsilon=epsilon,
+            steps=suite.fresh_steps,
+            restarts=1,
+            eot=suite.eot,
+            seed=seed,
+        ),
+    )
+    if checks:
+        chk = np.arange(min(n, suite.check_images))
+        evaluate(
+            "check_bpda_apgd_ce_2x",
+            chk,
+            apgd(
+                model,
+                x[chk],
+                y[chk],
+                epsilon=epsilon,
+                steps=2 * suite.steps,
+                restarts=2 * suite.restarts,
+                seed=seed + 1,
+            ),
+            worst_case=False,
+        )
+        evaluate(
+            "check_unbounded",
+            chk,
+            apgd(model, x[chk], y[chk], epsilon=1.0, steps=suite.steps, restarts=1, seed=seed),
+            worst_case=False,
+        )
+    return pd.concat(rows, ignore_index=True)
 
 
-def defended_predictions(
-    classifier: nn.Module, defense: Cowboy | None, images: torch.Tensor, *, seed: int = 0
+def largest_curvature(
+    defense: Cowboy, z: torch.Tensor, x: torch.Tensor, *, iterations: int = 20
 ) -> torch.Tensor:
-    """Predictions of the classifier after cleaning every input (or none, for ``defense=None``)."""
-    classifier.eval()
-    inputs = images if defense is None else defense.clean(images, seed=seed).to(images.device)
+    """Per row, the largest eigenvalue of the Hessian of L in z, by power iteration on
+    Hessian-vector products (double backward). GD on z is stable only where lr times it is
+    below 2."""
+    z = z.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(defense.objective(z, x)[0].sum(), z, create_graph=True)
+    v = torch.randn_like(z)
+    v = v / v.norm(dim=1, keepdim=True)
+    value = torch.zeros(z.shape[0], device=z.device)
+    for _ in range(iterations):
+        (hv,) = torch.autograd.grad(grad, z, grad_outputs=v, retain_graph=True)
+        value = (hv * v).sum(dim=1)
+        v = hv / hv.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return value.detach()
+
+
+def chaos_report(
+    classifier: nn.Module, defense: Cowboy, x: torch.Tensor, *, seed: int = 0, trajectories: int = 20
+) -> dict[str, float]:
+    """How far the deployed cleaning is from a well-defined, differentiable map: prediction
+    flips when an image is cleaned alone instead of in the batch (same z0), lr times the
+    Hessian's largest eigenvalue along trajectories, and the unrolled gradient's norm and
+    finite-difference agreement against BPDA's."""
+    n, r = x.shape[0], defense.restarts
+    z0 = defense.initial_latents(n, seed)
+    together = defense.clean(x, latents=z0)
+    alone = torch.cat([defense.clean(x[i : i + 1], latents=z0[i * r : (i + 1) * r]) for i in range(n)])
     with torch.no_grad():
-        predictions: torch.Tensor = classifier(inputs).argmax(dim=1)
-    return predictions
+        flips = (classifier(together).argmax(1) != classifier(alone).argmax(1)).float()
+    k = min(trajectories, n)
+    steps = sorted(
+        {0, defense.steps // 4, defense.steps // 2, 3 * defense.steps // 4, max(defense.steps - 1, 0)}
+    )
+    rows = defense.execution.format(x[:k].repeat_interleave(r, dim=0))
+    run = descend(
+        defense.objective,
+        defense.update_rule(),
+        z0[: k * r].to(defense.device),
+        rows,
+        steps=defense.steps,
+        record=steps,
+    )
+    curvature = torch.stack([largest_curvature(defense, run.snapshots[s], rows) for s in steps])
+    sharpness = (defense.lr * curvature).max(dim=0).values
+    out = {
+        "images": float(n),
+        "pixels_max_change_alone_vs_batch": float((together - alone).abs().max()),
+        "prediction_flip_rate_alone_vs_batch": float(flips.mean()),
+        "lr_lambda_max_median": float(sharpness.median()),
+        "lr_lambda_max_max": float(sharpness.max()),
+    }
+    out.update(gradient_report(classifier, defense, x[:k], seed=seed))
+    return out
+
+
+def surrogate_of(defense: Cowboy, lr_scale: float) -> Cowboy:
+    """The same defence at a smaller step size: a smoother map whose unrolled gradient an
+    attack can use while the forward pass stays the deployed one."""
+    settings = vars(defense.settings) | {"lr": defense.lr * lr_scale}
+    return Cowboy(*defense.sources, **settings, threshold=defense.threshold, execution=defense.execution)
+
+
+def gradient_report(
+    classifier: nn.Module, defense: Cowboy, x: torch.Tensor, *, seed: int = 0, lr_scale: float = 0.25
+) -> dict[str, float]:
+    """Norms of d CE / dx per image under BPDA, the exact unrolled gradient and the surrogate's,
+    and how well each predicts the real change of the loss (central finite differences along
+    its own sign direction, at several step sizes h in [-1, 1] units)."""
+    with torch.no_grad():
+        y = classifier(defense.clean(x, seed=seed)).argmax(1)
+
+    def loss(inputs: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return F.cross_entropy(classifier(defense.clean(inputs, seed=seed)), y, reduction="none")
+
+    out: dict[str, float] = {}
+    surrogate = surrogate_of(defense, lr_scale)
+    for gradient in (Gradient.BPDA, Gradient.UNROLLED, Gradient.SURROGATE):
+        point = x.clone().requires_grad_(True)
+        cleaned = differentiable_clean(defense, point, seed=seed, gradient=gradient, surrogate=surrogate)
+        value = F.cross_entropy(classifier(cleaned), y, reduction="sum")
+        (grad,) = torch.autograd.grad(value, point)
+        norms = grad.flatten(1).norm(dim=1)
+        out[f"{gradient.value}_grad_norm_median"] = float(norms.median())
+        out[f"{gradient.value}_grad_norm_max"] = float(norms.max())
+        direction = grad.sign()
+        predicted = (grad * direction).flatten(1).sum(1)
+        for h in (1e-1, 1e-2, 1e-3):
+            measured = (loss((x + h * direction).clamp(-1, 1)) - loss((x - h * direction).clamp(-1, 1))) / (
+                2 * h
+            )
+            error = (predicted - measured).abs() / measured.abs().clamp_min(1e-6)
+            out[f"{gradient.value}_fd_relative_error_h{h:g}_median"] = float(error.median())
+    return out

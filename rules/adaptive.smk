@@ -7,7 +7,8 @@ rule deployment:
         card="results/defense/{dataset}.safetensors",
         attacks=deployment_attack_files,
     output:
-        "results/deployment/{dataset}.csv",
+        table="results/deployment/{dataset}.csv",
+        curve="results/deployment/{dataset}_curve.csv",
     params:
         seed=SEED,
     log:
@@ -27,34 +28,85 @@ rule deployment_table:
         "../workflow_scripts/concat_tables.py"
 
 
-rule adaptive_attack:
+rule deployment_curve:
+    input:
+        expand("results/deployment/{dataset}_curve.csv", dataset=DATASETS),
+    output:
+        report("results/deployment_curve.csv", category="Beyond the paper", caption="../report/deployment.rst"),
+    log:
+        "results/logs/report/deployment_curve.log",
+    script:
+        "../workflow_scripts/concat_tables.py"
+
+
+# The attack suite on the deployed defence, one job per defence and epsilon ("none": the bare
+# classifier), then the per-image worst case, Carlini et al.'s checks and the chaos table.
+rule robustness:
+    input:
+        data="results/data/{dataset}/eval.safetensors",
+        classifier="results/models/{dataset}/classifier.safetensors",
+        card="results/defense/{dataset}.safetensors",
+        val_scores=final_val_scores,
+    output:
+        "results/robustness/{dataset}/{defense}_eps{epsilon}.parquet",
+    params:
+        robustness=canonical(config["robustness"]),
+        seed=SEED,
+    log:
+        "results/logs/robustness/{dataset}/{defense}_eps{epsilon}.log",
+    benchmark:
+        "results/benchmarks/robustness/{dataset}/{defense}_eps{epsilon}.tsv"
+    script:
+        "../workflow_scripts/robustness.py"
+
+
+rule chaos:
     input:
         data="results/data/{dataset}/eval.safetensors",
         classifier="results/models/{dataset}/classifier.safetensors",
         card="results/defense/{dataset}.safetensors",
     output:
-        "results/adaptive/{dataset}/{defense}_eps{epsilon}.parquet",
+        "results/robustness/{dataset}/{method}_chaos.csv",
     params:
-        adaptive=canonical(config["adaptive"]),
+        images=config["robustness"]["chaos_images"],
         seed=SEED,
     log:
-        "results/logs/adaptive/{dataset}/{defense}_eps{epsilon}.log",
+        "results/logs/robustness/{dataset}/{method}_chaos.log",
     benchmark:
-        "results/benchmarks/adaptive/{dataset}/{defense}_eps{epsilon}.tsv"
+        "results/benchmarks/robustness/{dataset}/{method}_chaos.tsv"
     script:
-        "../workflow_scripts/adaptive_attack.py"
+        "../workflow_scripts/chaos.py"
 
 
-rule adaptive_report:
+rule robustness_report:
     input:
-        adaptive_files(),
+        robustness=robustness_files(),
+        chaos=chaos_files(),
     output:
-        table=report("results/adaptive.csv", category="Beyond the paper", caption="../report/adaptive.rst"),
-        figure=report("results/figures/adaptive_robustness.png", category="Beyond the paper", caption="../report/adaptive.rst"),
+        table=report("results/robustness.csv", category="Beyond the paper", caption="../report/robustness.rst"),
+        checks=report("results/robustness_checks.csv", category="Beyond the paper", caption="../report/robustness.rst"),
+        chaos=report("results/chaos.csv", category="Beyond the paper", caption="../report/robustness.rst"),
+        figure=report("results/figures/robustness.png", category="Beyond the paper", caption="../report/robustness.rst"),
+    params:
+        check_epsilon=config["robustness"]["check_epsilon"],
     log:
-        "results/logs/report/adaptive.log",
+        "results/logs/report/robustness.log",
     script:
-        "../workflow_scripts/adaptive_report.py"
+        "../workflow_scripts/robustness_report.py"
+
+
+# The committed copies under docs/reproduction, written by the pipeline.
+if "dataset" in config.get("reproduction", {}):
+
+    rule publish_robustness:
+        input:
+            ROBUSTNESS_OUTPUTS,
+        output:
+            published_robustness(),
+        log:
+            "results/logs/report/publish_robustness.log",
+        script:
+            "../workflow_scripts/publish.py"
 
 
 rule epsilon_sweep:

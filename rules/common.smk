@@ -166,10 +166,11 @@ def reproduction_epsilons(wildcards):
 
 
 def all_targets():
-    extra = ["results/deployment.csv", *defense_cards()]
+    extra = ["results/deployment.csv", "results/deployment_curve.csv", *defense_cards()]
     extra += [f"results/epsilon_sweep/{ds}.csv" for ds in config["epsilon_sweep"]["datasets"]]
-    if config["adaptive"]["datasets"]:
-        extra += ["results/adaptive.csv", "results/figures/adaptive_robustness.png"]
+    if config["robustness"]["datasets"]:
+        extra += ROBUSTNESS_OUTPUTS
+        extra += published_robustness()
     return [
         *extra,
         "results/table1.csv",
@@ -253,14 +254,41 @@ def deployment_attack_files(wildcards):
     )
 
 
-def adaptive_files():
-    adaptive = config["adaptive"]
+ROBUSTNESS_OUTPUTS = [
+    "results/robustness.csv",
+    "results/robustness_checks.csv",
+    "results/chaos.csv",
+    "results/figures/robustness.png",
+]
+
+
+def published_robustness():
+    """Where the reproduction keeps its copies of the robustness outputs (none without one)."""
+    if "dataset" not in config.get("reproduction", {}):
+        return []
+    return [f"{config['reproduction']['output_dir']}/{Path(path).name}" for path in ROBUSTNESS_OUTPUTS]
+
+
+def robustness_files():
+    robustness = config["robustness"]
     return [
-        f"results/adaptive/{ds}/{defense}_eps{format_number(eps)}.parquet"
-        for ds in adaptive["datasets"]
-        for defense in ("none", "defense_gan", "cowboy")
-        for eps in adaptive["epsilons"]
+        f"results/robustness/{ds}/{defense}_eps{format_number(eps)}.parquet"
+        for ds in robustness["datasets"]
+        for defense in ["none", *CLEANING["methods"]]
+        for eps in robustness["epsilons"]
     ]
+
+
+def chaos_files():
+    return [
+        f"results/robustness/{ds}/{method}_chaos.csv"
+        for ds in config["robustness"]["datasets"]
+        for method in CLEANING["methods"]
+    ]
+
+
+def final_val_scores(wildcards):
+    return f"results/scores/{wildcards.dataset}/val/ckpt{final_ckpt(wildcards.dataset)}.parquet"
 
 
 def attacks_config(wildcards):

@@ -5,6 +5,11 @@ localrules:
     figure_cleaning,
     figure_gan_quality,
     reproduction,
+    defense_card,
+    deployment_table,
+    deployment_curve,
+    robustness_report,
+    publish_robustness,
 
 
 rule tables:

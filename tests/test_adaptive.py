@@ -1,12 +1,25 @@
-"""Adaptive attacks (BPDA + EOT, detector-aware) and the mixed-stream accounting."""
+"""Attacks on the deployed defence, the worst-case aggregation and the mixed-stream accounting."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from cowboy_core import Cowboy
-from cowboy_core.adaptive import AdaptiveSpec, bpda_eot_pgd, defended_predictions
-from cowboy_core.evaluation import stream_metrics
+from cowboy_core.adaptive import (
+    DefendedModel,
+    Gradient,
+    Suite,
+    apgd,
+    deployed_correct,
+    differentiable_clean,
+    hinge_attack,
+    latent_attack,
+    run_suite,
+    single_step,
+    square,
+)
+from cowboy_core.evaluation import carlini_checks, robustness_table, stream_metrics, worst_case
 from cowboy_core.models import Classifier, freeze
 from cowboy_core.training import train_classifier
 
@@ -31,41 +44,177 @@ def test_stream_accounting_on_a_hand_made_case():
 
 
 @pytest.fixture(scope="module")
-def setup(request):
+def setup():
+    """A classifier that really learned a rule (left half brighter than right), so that
+    attacks have correct predictions to break."""
     torch.manual_seed(0)
-    x = torch.rand(48, 1, 28, 28) * 2 - 1
-    y = (x[:, :, :14].mean(dim=(1, 2, 3)) > x[:, :, 14:].mean(dim=(1, 2, 3))).long()
+    x = torch.rand(96, 1, 28, 28) * 2 - 1
+    y = (x[:, :, :, :14].mean(dim=(1, 2, 3)) > x[:, :, :, 14:].mean(dim=(1, 2, 3))).long()
     classifier = freeze(
-        train_classifier(Classifier(channels=1, image_size=28, width=4), x, y, steps=60, batch_size=16)
+        train_classifier(Classifier(channels=1, image_size=28, width=4), x, y, steps=150, batch_size=32)
     )
-    return classifier, x[:16], y[:16]
+    right = classifier(x).argmax(1) == y
+    return classifier, x[right][:12], y[right][:12]
 
 
-def test_bpda_gradients_flow_and_adaptive_beats_transfer(setup, tiny_gan):
+class IdentityGenerator(torch.nn.Module):
+    """G(z) = z as an image: one Defense-GAN step of size 1 from any z0 lands exactly on x, so
+    the defended classifier is the bare one and attacks through it must break it as well."""
+
+    latent_dim = 28 * 28
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z.view(-1, 1, 28, 28)
+
+
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float((model((x + 1) / 2).argmax(1) == y).float().mean())
+
+
+def test_bpda_forward_is_the_deployed_cleaning_and_backward_the_identity(tiny_gan, images):
+    g, d = tiny_gan
+    defense = Cowboy(g, d, steps=3)
+    point = images.clone().requires_grad_(True)
+    cleaned = differentiable_clean(defense, point, seed=4, gradient=Gradient.BPDA)
+    assert torch.equal(cleaned.detach(), defense.clean(images, seed=4))
+    weights = torch.randn_like(cleaned)
+    (grad,) = torch.autograd.grad((cleaned * weights).sum(), point)
+    assert torch.equal(grad, weights)
+    unrolled = differentiable_clean(
+        defense, images.clone().requires_grad_(True), seed=4, gradient=Gradient.UNROLLED
+    )
+    assert torch.allclose(unrolled.detach(), cleaned.detach(), atol=1e-5)
+
+
+def test_apgd_and_square_lower_accuracy(setup, tiny_gan):
+    classifier, x, y = setup
+    _, d = tiny_gan
+    bare = DefendedModel(classifier, None)
+    assert accuracy(bare, x, y) == 1.0
+    adversarial = apgd(bare, x, y, epsilon=0.3, steps=20, restarts=1)
+    assert (adversarial - x).abs().max() <= 0.6 + 1e-5 and adversarial.abs().max() <= 1 + 1e-6
+    assert accuracy(bare, adversarial, y) < 0.5
+    assert accuracy(bare, square(bare, x, y, epsilon=0.3, queries=200), y) < 1.0
+    exact = Cowboy(IdentityGenerator(), d, method="defense_gan", steps=1, lr=1.0)
+    assert torch.allclose(exact.clean(x), x, atol=1e-6)
+    for gradient in (Gradient.BPDA, Gradient.UNROLLED):
+        defended = DefendedModel(classifier, exact, gradient=gradient, seed=0)
+        assert accuracy(defended, x, y) == 1.0
+        assert accuracy(defended, apgd(defended, x, y, epsilon=0.3, steps=20, restarts=1), y) < 0.5
+    assert accuracy(defended, single_step(defended, x, y, epsilon=0.3), y) < 1.0
+
+
+def test_hinge_attack_raises_d_above_the_target(setup, tiny_gan):
     classifier, x, y = setup
     g, d = tiny_gan
-    defense = Cowboy(g, d, steps=3, lr=0.05)
-    spec = AdaptiveSpec(epsilon=0.3, steps=5, eot=2)
-    adaptive = bpda_eot_pgd(classifier, defense, x, y, spec, seed=1)
-    transfer = bpda_eot_pgd(classifier, None, x, y, spec, seed=1)
-    assert not torch.equal(adaptive, x)  # the BPDA gradient moved the input
-    assert (adaptive - x).abs().max() <= 0.6 + 1e-5 and adaptive.abs().max() <= 1
-    acc_adaptive = (defended_predictions(classifier, defense, adaptive) == y).float().mean()
-    acc_transfer = (defended_predictions(classifier, defense, transfer) == y).float().mean()
-    assert acc_adaptive <= acc_transfer
+    defense = Cowboy(g, d)
+    start = defense.score(x)
+    target = float(start.max()) + 0.02  # above every clean score: the hinge must push D up
+    adversarial = hinge_attack(
+        classifier, defense.discriminator, x, y, epsilon=0.3, target_score=target, margin=0.0, steps=30
+    )
+    assert (adversarial - x).abs().max() <= 0.6 + 1e-5
+    assert float((defense.score(adversarial) >= target).float().mean()) > 0.5
+    assert defense.score(adversarial).mean() > start.mean()
 
 
-def test_detector_aware_attack_raises_d(setup, tiny_gan):
+def test_latent_attack_stays_in_the_budget(setup, tiny_gan):
     classifier, x, y = setup
     g, d = tiny_gan
-    defense = Cowboy(g, d, steps=2)
-    plain = bpda_eot_pgd(classifier, defense, x, y, AdaptiveSpec(epsilon=0.1, steps=3), seed=0)
-    aware = bpda_eot_pgd(
-        classifier, defense, x, y, AdaptiveSpec(epsilon=0.1, steps=3, detector_weight=100.0), seed=0
+    adversarial = latent_attack(
+        classifier, Cowboy(g, d, steps=2), x[:4], y[:4], epsilon=0.1, steps=5, refine_steps=2
     )
-    assert defense.score(aware).mean() > defense.score(plain).mean()
+    assert (adversarial - x[:4]).abs().max() <= 0.2 + 1e-5 and adversarial.abs().max() <= 1
 
 
-def test_bad_adaptive_spec():
-    with pytest.raises(ValueError):
-        AdaptiveSpec(epsilon=0)
+def test_reject_counts_a_rejection_as_defended(setup, tiny_gan):
+    classifier, x, y = setup
+    g, d = tiny_gan
+    everything = Cowboy(g, d, steps=2, threshold=2.0)  # flags every input
+    outcome = deployed_correct(classifier, everything, x, 1 - y, seed=0)  # every label wrong
+    assert outcome["reject"].all() and not outcome["detect-then-clean"].all()
+
+
+def test_worst_case_is_the_per_image_minimum():
+    per_image = pd.DataFrame(
+        {
+            "defense": "cowboy",
+            "epsilon": 0.1,
+            "policy": "clean-all",
+            "seed": "fixed",
+            "image": [0, 1, 2, 0, 1, 2, 0, 1],
+            "attack": ["a", "a", "a", "b", "b", "b", "check", "check"],
+            "worst_case": [True] * 6 + [False] * 2,
+            "defended": [1.0, 1.0, 0.0, 1.0, 0.0, np.nan, 0.0, 0.0],
+        }
+    )
+    worst = worst_case(per_image).set_index("image")["defended"]
+    assert worst.to_dict() == {0: 1.0, 1: 0.0, 2: 0.0}  # NaN (not attacked) does not count; checks neither
+    table = robustness_table(per_image)
+    row = table[table["attack"] == "worst_case"].iloc[0]
+    assert row["robust_accuracy"] == pytest.approx(1 / 3) and row["n"] == 3
+    assert table[table["attack"] == "b"].iloc[0]["n"] == 2
+
+
+def test_checks_fail_when_square_beats_the_gradients():
+    rows = []
+    for attack, defended in [
+        ("clean", [1] * 10),
+        ("bpda_single_step", [1] * 10),
+        ("transfer_apgd_ce", [1] * 10),
+        ("bpda_apgd_ce", [1] * 10),
+        ("square", [0] * 10),
+        ("check_bpda_apgd_ce_2x", [1] * 10),
+        ("check_unbounded", [0] * 10),
+    ]:
+        rows.append(
+            pd.DataFrame(
+                {
+                    "defense": "cowboy",
+                    "epsilon": 0.1,
+                    "policy": "clean-all",
+                    "seed": "fixed",
+                    "image": range(10),
+                    "attack": attack,
+                    "defended": defended,
+                }
+            )
+        )
+    checks = carlini_checks(pd.concat(rows), epsilon=0.1).set_index("check")["passed"]
+    assert not checks["gradient-free no stronger than gradients"]
+    assert checks["unbounded budget reaches 0"] and checks["iterative beats single-step"]
+
+
+def test_suite_runs_every_attack_under_every_policy(setup, tiny_gan):
+    classifier, x, y = setup
+    g, d = tiny_gan
+    defense = Cowboy(g, d, steps=2, threshold=0.5)
+    suite = Suite(
+        steps=2, restarts=1, eot=1, square_images=3, square_queries=2, fresh_images=3, check_images=3
+    )
+    rows = run_suite(
+        classifier,
+        defense,
+        x[:6],
+        y[:6],
+        epsilon=0.1,
+        suite=suite,
+        median_real_score=0.5,
+        checks=True,
+        log=lambda *_: None,
+    )
+    assert set(rows["policy"]) == {"detect-then-clean", "clean-all", "reject"}
+    assert {
+        "transfer_apgd_ce",
+        "hinge_threshold",
+        "bpda_apgd_ce",
+        "latent",
+        "square",
+        "check_unbounded",
+    } <= set(rows["attack"])
+    assert set(rows["seed"]) == {"fixed", "fresh"}
+    bare = run_suite(
+        classifier, None, x[:6], y[:6], epsilon=0.1, suite=suite, median_real_score=0.5, log=lambda *_: None
+    )
+    assert set(bare["policy"]) == {"undefended"}

@@ -40,7 +40,7 @@ def test_every_rule_runs_on_both_image_shapes(rgb_run: Path):
     for png in (results / "figures").glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png.name
     expected = {"fig3_scores", "fig4_lowest_real", "fig5_cleaning", "fig6_gan_quality_cleaning",
-                "fig7_gan_quality_detection", "adaptive_robustness"}  # fmt: skip
+                "fig7_gan_quality_detection", "robustness"}  # fmt: skip
     assert expected <= {p.stem for p in (results / "figures").glob("*.png")}
     assert (results / "reproduction" / "cifar10-results.md").exists()
     assert set(pd.read_csv(results / "deployment.csv")["dataset"]) == {"mnist", "cifar10"}

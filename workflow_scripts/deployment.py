@@ -1,11 +1,12 @@
 """The deployed DefendedClassifier, under each policy, on streams of half clean, half attacked
 test images: one stream per attack."""
 
+import numpy as np
 import pandas as pd
 
 from cowboy_core import DefendedClassifier, Execution, Policy
 from cowboy_core.defended import mixed_stream
-from cowboy_core.evaluation import stream_metrics
+from cowboy_core.evaluation import operating_curve, stream_metrics
 from cowboy_core.io import load_tensors, write_dataframe
 from cowboy_core.training import predict
 from cowboy_core.workflow.runtime import load_checked, load_split, start_job
@@ -17,13 +18,14 @@ images, labels, _, meta = load_split(snakemake.input.data, "test")
 deployed = DefendedClassifier.load(
     snakemake.input.card, classifier, seed=params.seed, execution=Execution.from_env(device=device)
 )
-rows = []
+rows, curves = [], []
 for path in snakemake.input.attacks:
     tensors, attack_meta = load_tensors(path)
     if attack_meta["attack"] == "none":
         continue
     stream, is_adversarial = mixed_stream(images, tensors["adversarial"], seed=params.seed)
-    undefended = (predict(classifier, stream, device=device).cpu() == labels).float().mean().item()
+    pred_raw = predict(classifier, stream, device=device).cpu()
+    undefended = (pred_raw == labels).float().mean().item()
     for policy in Policy:
         model = DefendedClassifier(classifier, deployed.defense, policy, seed=params.seed)
         logits, report = model.defend(stream)
@@ -37,4 +39,18 @@ for path in snakemake.input.attacks:
         keys = {"dataset": wc.dataset, "attack": attack_meta["attack"], "policy": policy.value}
         extra = {"threshold": deployed.defense.threshold, "undefended_stream_accuracy": undefended}
         rows.append(keys | metrics | extra)
-write_dataframe(pd.DataFrame(rows), snakemake.output[0])
+        if policy is Policy.CLEAN_ALL:  # every cleaned prediction, for every threshold at once
+            scores = report.scores.cpu().numpy()
+            grid = sorted({*np.quantile(scores, np.linspace(0, 1, 41)), deployed.defense.threshold, np.inf})
+            args = (
+                labels.numpy(),
+                is_adversarial.numpy(),
+                scores,
+                pred_raw.numpy(),
+                logits.argmax(1).cpu().numpy(),
+            )
+            curves.append(
+                operating_curve(*args, np.array(grid)).assign(dataset=wc.dataset, attack=keys["attack"])
+            )
+write_dataframe(pd.DataFrame(rows), snakemake.output.table)
+write_dataframe(pd.concat(curves, ignore_index=True), snakemake.output.curve)

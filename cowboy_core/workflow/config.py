@@ -141,12 +141,15 @@ def _check_semantics(config: dict[str, Any]) -> None:
     for name in config["figures"]["gan_quality_datasets"]:
         if name not in config["datasets"]:
             problems.append(f"figures.gan_quality_datasets: {name!r} is not a configured dataset")
-    for name in config["adaptive"]["datasets"]:
+    robustness = config["robustness"]
+    for name in robustness["datasets"]:
         if name not in config["datasets"]:
-            problems.append(f"adaptive.datasets: {name!r} is not a configured dataset")
-    check = config["adaptive"].get("check_epsilon")
-    if check is not None and check not in config["adaptive"]["epsilons"]:
-        problems.append(f"adaptive.check_epsilon: {check} is not among adaptive.epsilons")
+            problems.append(f"robustness.datasets: {name!r} is not a configured dataset")
+    if robustness["datasets"] and robustness["check_epsilon"] not in robustness["epsilons"]:
+        problems.append(
+            f"robustness.check_epsilon: {robustness['check_epsilon']} is not among robustness.epsilons "
+            f"{robustness['epsilons']}"
+        )
     repro = config.get("reproduction", {}).get("dataset")
     if repro is not None and repro not in config["datasets"]:
         problems.append(f"reproduction.dataset: {repro!r} is not a configured dataset")

@@ -132,28 +132,33 @@ def surface(
 
 
 def robustness_curves(table: pd.DataFrame) -> Figure:
-    """Robust accuracy against epsilon for each defence under standard and adaptive attacks."""
-    datasets = list(dict.fromkeys(table["dataset"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
-    styles = {"standard": "--", "adaptive": "-", "adaptive_detector_aware": ":"}
-    for ax, dataset in zip(axes[0], datasets, strict=True):
-        sub = table[(table["dataset"] == dataset) & table["attack"].isin(list(styles))]
-        for (defense, attack), line in sub.groupby(["defense", "attack"]):
+    """Worst-case robust accuracy against epsilon, one line per policy (deployer's fixed seed),
+    one panel per defence, with 95% Wilson intervals; the undefended classifier in every panel."""
+    worst = table[(table["attack"] == "worst_case") & (table["seed"] == "fixed")]
+    defenses = [d for d in ("cowboy", "defense_gan") if d in set(worst["defense"])]
+    fig, axes = plt.subplots(
+        1, max(1, len(defenses)), figsize=(5.5 * max(1, len(defenses)), 4), squeeze=False
+    )
+    undefended = worst[worst["defense"] == "none"].sort_values("epsilon")
+    for ax, defense in zip(axes[0], defenses, strict=False):
+        sub = worst[worst["defense"] == defense]
+        lines = [(f"{policy}", g) for policy, g in sub.groupby("policy")] + [("undefended", undefended)]
+        for label, line in lines:
             line = line.sort_values("epsilon")
             ax.errorbar(
                 line["epsilon"],
                 line["robust_accuracy"],
                 yerr=[line["robust_accuracy"] - line["ci_low"], line["ci_high"] - line["robust_accuracy"]],
-                linestyle=styles[str(attack)],
                 marker="o",
                 capsize=2,
-                label=f"{defense}, {attack}",
+                linestyle="--" if label == "undefended" else "-",
+                label=label + (" (rejections count as correct)" if label == "reject" else ""),
             )
         ax.axhline(0.1, color="grey", linewidth=0.8, label="chance (10 classes)")
         ax.set_xlabel("L-inf epsilon ([0, 1] pixel units)")
-        ax.set_ylabel("robust accuracy")
+        ax.set_ylabel("robust accuracy, worst case over attacks")
         ax.set_ylim(-0.02, 1.02)
-        ax.set_title(dataset)
-        ax.legend(fontsize=6)
-    fig.suptitle("Robust accuracy under standard (transfer) and adaptive (BPDA+EOT) PGD")
+        ax.set_title(defense)
+        ax.legend(fontsize=7)
+    fig.suptitle("Robust accuracy of the deployed defence under the strongest attack per image")
     return fig

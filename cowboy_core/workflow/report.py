@@ -162,15 +162,19 @@ def markdown_report(
     if deployment is not None and not deployment.empty:
         lines += [
             "",
-            "## Detect-then-clean on a half-clean, half-adversarial stream",
+            "## The deployed DefendedClassifier on a half-clean, half-attacked stream",
             "",
-            "| attack | stream | clean part | adversarial part | undefended stream | false alarms "
+            "Stream accuracy with its 95% Wilson interval; under clean-all, the clean part is what",
+            "cleaning costs benign inputs; under reject, a rejection counts as wrong here.",
+            "",
+            "| attack | policy | stream | clean part | adversarial part | undefended stream | false alarms "
             "| detected |",
-            "|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for _, r in deployment[deployment["dataset"] == dataset].iterrows():
             lines.append(
-                f"| {r['attack']} | {r['stream_accuracy']:.3f} | {r['clean_part_accuracy']:.3f} "
+                f"| {r['attack']} | {r['policy']} | {r['stream_accuracy']:.3f} "
+                f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {r['clean_part_accuracy']:.3f} "
                 f"| {r['adversarial_part_accuracy']:.3f} | {r['undefended_stream_accuracy']:.3f} "
                 f"| {r['false_alarm_rate']:.3f} | {r['detection_rate']:.3f} |"
             )

@@ -1,0 +1,25 @@
+"""How chaotic the deployed cleaning is, and what that does to its gradients (section 4 of
+the robustness issue): one row per dataset and cleaning method."""
+
+import pandas as pd
+
+from cowboy_core import Cowboy, Execution
+from cowboy_core.adaptive import chaos_report
+from cowboy_core.io import write_dataframe
+from cowboy_core.workflow.runtime import load_checked, load_split, start_job
+
+device = start_job(snakemake)
+wc, params = snakemake.wildcards, snakemake.params
+images, _, _, meta = load_split(snakemake.input.data, "test")
+(classifier,) = load_checked(snakemake.input.classifier, meta, device, "classifier")
+defense = Cowboy.load(snakemake.input.card, execution=Execution.from_env(device=device), method=wc.method)
+report = chaos_report(classifier.eval(), defense, images[: params.images].to(device), seed=params.seed)
+settings = {
+    "sigma": defense.sigma,
+    "steps": defense.steps,
+    "lr": defense.lr,
+    "optimizer": defense.optimizer.value,
+}
+write_dataframe(
+    pd.DataFrame([{"dataset": wc.dataset, "method": wc.method, **settings, **report}]), snakemake.output[0]
+)

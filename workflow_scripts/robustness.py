@@ -1,0 +1,44 @@
+"""Every attack of the suite on the deployed defence (or the bare classifier) at one epsilon:
+per image, policy and seed, whether the deployed DefendedClassifier still defends it."""
+
+import pandas as pd
+
+from cowboy_core import Cowboy, Execution
+from cowboy_core.adaptive import Suite, run_suite
+from cowboy_core.io import write_dataframe
+from cowboy_core.workflow.runtime import LOG, load_checked, load_split, start_job
+
+device = start_job(snakemake)
+wc, params = snakemake.wildcards, snakemake.params
+cfg = params.robustness
+images, labels, index, meta = load_split(snakemake.input.data, "test")
+images, labels, index = (
+    images[: cfg["size"]].to(device),
+    labels[: cfg["size"]].to(device),
+    index[: cfg["size"]],
+)
+(classifier,) = load_checked(snakemake.input.classifier, meta, device, "classifier")
+classifier.eval()
+defense = None
+if wc.defense != "none":  # the deployed card, with or without the D term
+    defense = Cowboy.load(
+        snakemake.input.card, execution=Execution.from_env(device=device), method=wc.defense
+    )
+scores = pd.read_parquet(snakemake.input.val_scores)
+median_real = float(scores.loc[scores["source"] == "real", "d_score"].median())
+epsilon = float(wc.epsilon)
+per_image = run_suite(
+    classifier,
+    defense,
+    images,
+    labels,
+    epsilon=epsilon,
+    suite=Suite(**{key: cfg[key] for key in Suite.__dataclass_fields__}),
+    median_real_score=median_real,
+    checks=abs(epsilon - cfg["check_epsilon"]) < 1e-9,
+    seed=params.seed,
+    log=LOG.info,
+)
+per_image["image"] = index.numpy()[per_image["image"].to_numpy()]
+per_image = per_image.assign(dataset=wc.dataset, defense=wc.defense, epsilon=epsilon)
+write_dataframe(per_image, snakemake.output[0])

@@ -1,0 +1,26 @@
+"""results/robustness.csv (per defence, policy, seed, attack and epsilon, with the per-image
+worst case), Carlini et al.'s checks, the chaos table and the robustness figure."""
+
+import pandas as pd
+
+from cowboy_core.evaluation import carlini_checks, robustness_table
+from cowboy_core.io import write_dataframe
+from cowboy_core.workflow.plots import robustness_curves, save_figure
+from cowboy_core.workflow.runtime import start_job
+
+start_job(snakemake)
+per_image = pd.concat([pd.read_parquet(path) for path in snakemake.input.robustness], ignore_index=True)
+tables = []
+for dataset, frame in per_image.groupby("dataset", sort=False):
+    tables.append(robustness_table(frame).assign(dataset=dataset))
+table = pd.concat(tables, ignore_index=True)
+write_dataframe(table, snakemake.output.table)
+checks = [
+    carlini_checks(f, epsilon=snakemake.params.check_epsilon).assign(dataset=d)
+    for d, f in per_image.groupby("dataset")
+]
+write_dataframe(pd.concat(checks, ignore_index=True), snakemake.output.checks)
+write_dataframe(
+    pd.concat([pd.read_csv(p) for p in snakemake.input.chaos], ignore_index=True), snakemake.output.chaos
+)
+save_figure(robustness_curves(table), snakemake.output.figure)
