@@ -16,6 +16,7 @@ include: "rules/detect.smk"
 include: "rules/clean.smk"
 include: "rules/report.smk"
 include: "rules/adaptive.smk"
+include: "rules/dterm.smk"
 
 
 rule all:

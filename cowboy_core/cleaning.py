@@ -57,6 +57,7 @@ class Settings:
     method: str = Method.COWBOY.value
     optimizer: str = Optimizer.GD.value
     early_stop_tol: float | None = None
+    lam: float | None = None
 
 
 # Without a card, the settings of the committed Fashion-MNIST reproduction
@@ -243,6 +244,9 @@ class Cowboy:
         method: "cowboy" (eq. 4) or "defense_gan" (the D term dropped).
         optimizer: "gd" (the paper), "momentum" or "adam".
         threshold: D-score below which :meth:`detect` flags an input (see :meth:`calibrate`).
+        lam: the D term's weight in the equivalent form ``1/2 ||G(z)-x||^2 + lam (-log D(G(z)))``
+            (eq. 4 times sigma^2, so lam = sigma^2), where the reconstruction step does not
+            change with the D weight; None uses eq. 4 with ``sigma``.
         early_stop_tol: a row stops once its loss improved by less than this fraction over
             50 steps; None runs every row for all steps.
         execution: how G and D run (device, batch size, exact speed rewrites).
@@ -261,6 +265,7 @@ class Cowboy:
         optimizer: str | Optimizer = DEFAULT_SETTINGS.optimizer,
         threshold: float | None = None,
         early_stop_tol: float | None = DEFAULT_SETTINGS.early_stop_tol,
+        lam: float | None = DEFAULT_SETTINGS.lam,
         execution: Execution | None = None,
     ) -> None:
         if not (isinstance(sigma, int | float) and math.isfinite(sigma) and sigma > 0):
@@ -270,6 +275,9 @@ class Cowboy:
         self.sigma, self.steps, self.lr, self.restarts = float(sigma), int(steps), float(lr), int(restarts)
         self.method, self.optimizer = Method.parse(method), Optimizer.parse(optimizer)
         self.early_stop_tol = early_stop_tol
+        if lam is not None and not (math.isfinite(lam) and lam >= 0):
+            raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
+        self.lam = None if lam is None else float(lam)
         self.threshold, self.p = threshold, 1.0
         self.card: dict[str, Any] = {}  # what a loaded defence card says, provenance included
         self.execution = execution or Execution()
@@ -281,8 +289,10 @@ class Cowboy:
         self.generator = self.execution.prepare(generator)
         self.discriminator = self.execution.prepare(discriminator)
         self.input_shape = self._check_pair()
-        d_weight = 0.0 if self.method is Method.DEFENSE_GAN else 1.0
-        self.objective = Objective(self.generator, self.discriminator, sigma=self.sigma, d_weight=d_weight)
+        d_weight = 1.0 if self.lam is None else self.lam
+        d_weight = 0.0 if self.method is Method.DEFENSE_GAN else d_weight
+        sigma = self.sigma if self.lam is None else 1.0
+        self.objective = Objective(self.generator, self.discriminator, sigma=sigma, d_weight=d_weight)
 
     @property
     def settings(self) -> Settings:

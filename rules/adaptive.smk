@@ -96,15 +96,15 @@ rule robustness_report:
 
 
 # The committed copies under docs/reproduction, written by the pipeline.
-if "dataset" in config.get("reproduction", {}):
+if published_copies():
 
-    rule publish_robustness:
+    rule publish:
         input:
-            ROBUSTNESS_OUTPUTS,
+            published_sources(),
         output:
-            published_robustness(),
+            published_copies(),
         log:
-            "results/logs/report/publish_robustness.log",
+            "results/logs/report/publish.log",
         script:
             "../workflow_scripts/publish.py"
 

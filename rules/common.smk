@@ -1,11 +1,12 @@
 # Named helpers, wildcard constraints and target lists. Resources live in profiles/.
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(workflow.basedir)))
 
 from cowboy_core.attacks import NO_ATTACK, attack_pattern, parse_attack
-from cowboy_core.cleaning import Method
+from cowboy_core.cleaning import Method, Optimizer
 from cowboy_core.workflow.config import (
     ConfigError,
     canonical,
@@ -41,6 +42,13 @@ wildcard_constraints:
     sigma=r"[0-9.e+-]+",
     run_steps=r"\d+",
     ckpt=r"\d+",
+    gan=r"seed\d+_step\d+",
+    gseed=r"\d+",
+    lam=r"[0-9.e+-]+",
+    optimizer="|".join(Optimizer),
+    lr=r"[0-9.e+-]+",
+    restarts=r"\d+",
+    n=r"\d+",
 
 
 def gan_steps(dataset):
@@ -170,7 +178,9 @@ def all_targets():
     extra += [f"results/epsilon_sweep/{ds}.csv" for ds in config["epsilon_sweep"]["datasets"]]
     if config["robustness"]["datasets"]:
         extra += ROBUSTNESS_OUTPUTS
-        extra += published_robustness()
+    if config["dterm"]["datasets"]:
+        extra += DTERM_OUTPUTS
+    extra += published_copies()
     return [
         *extra,
         "results/table1.csv",
@@ -262,11 +272,21 @@ ROBUSTNESS_OUTPUTS = [
 ]
 
 
-def published_robustness():
-    """Where the reproduction keeps its copies of the robustness outputs (none without one)."""
+DTERM_OUTPUTS = ["results/dterm.csv", "results/dterm_validation.csv", "results/figures/dterm.png"]
+
+
+def published_sources():
+    """The outputs the reproduction keeps a committed copy of: the robustness and
+    discriminator studies, when the config runs them."""
+    sources = ROBUSTNESS_OUTPUTS if config["robustness"]["datasets"] else []
+    return sources + (DTERM_OUTPUTS if config["dterm"]["datasets"] else [])
+
+
+def published_copies():
+    """Where the reproduction keeps those copies (none without a reproduction)."""
     if "dataset" not in config.get("reproduction", {}):
         return []
-    return [f"{config['reproduction']['output_dir']}/{Path(path).name}" for path in ROBUSTNESS_OUTPUTS]
+    return [f"{config['reproduction']['output_dir']}/{Path(path).name}" for path in published_sources()]
 
 
 def robustness_files():
@@ -301,3 +321,145 @@ def attacks_config(wildcards):
             if not parse_attack(name)[1]
         }
     )
+
+
+# The discriminator study (rules/dterm.smk).
+DTERM = config["dterm"]
+DTERM_CLEAN = (
+    "results/dterm/{dataset}/{split}/{attack}/{gan}/"
+    "{method}_lam{lam}_{optimizer}_lr{lr}_r{restarts}_run{run_steps}_n{n}.parquet"
+)
+
+
+def dterm_gans(dataset):
+    """The study's GANs, "seed{s}_step{t}": every seed at the dataset's GAN steps, and the
+    first seed trained on to long_gan_steps."""
+    steps = config["datasets"][dataset]["gan"]["steps"]
+    gans = [f"seed{s}_step{steps}" for s in DTERM["gan_seeds"]]
+    if DTERM["long_gan_steps"]:
+        gans.append(f"seed{DTERM['gan_seeds'][0]}_step{DTERM['long_gan_steps']}")
+    return gans
+
+
+def _parse_gan(gan):
+    seed, step = gan.removeprefix("seed").split("_step")
+    return int(seed), int(step)
+
+
+def dterm_gan_file(wildcards):
+    """The pipeline's own GAN stands for the config's seed at its steps: the same training."""
+    seed, step = _parse_gan(wildcards.gan)
+    if seed == SEED and step == final_ckpt(wildcards.dataset):
+        return gan_checkpoint(wildcards.dataset, step)
+    return f"results/models/{wildcards.dataset}/gan_seed{seed}/step{step}.safetensors"
+
+
+def dterm_previous_state(wildcards):
+    """A seeded GAN's chain: its dataset's GAN steps, then long_gan_steps for the first seed."""
+    chain = [config["datasets"][wildcards.dataset]["gan"]["steps"]]
+    if DTERM["long_gan_steps"] and int(wildcards.gseed) == DTERM["gan_seeds"][0]:
+        chain.append(DTERM["long_gan_steps"])
+    here = chain.index(int(wildcards.step))
+    if here == 0:
+        return []
+    if int(wildcards.gseed) == SEED and here == 1:  # continue the pipeline's own GAN
+        return f"results/models/{wildcards.dataset}/gan/step{chain[0]}.state.pt"
+    return f"results/models/{wildcards.dataset}/gan_seed{wildcards.gseed}/step{chain[here - 1]}.state.pt"
+
+
+def dterm_images(wildcards):
+    return int(wildcards.n)
+
+
+def gan_seed(wildcards):
+    return int(wildcards.gseed)
+
+
+def dterm_record_steps():
+    return sorted({*DTERM["record_steps"], DTERM["restart_steps"], DTERM["long_steps"]})
+
+
+def dterm_flip_images(wildcards):
+    """Alone-vs-batch flips on the first GAN's validation grid only: cleaning images one at a
+    time runs at a fifteenth of the batched speed, so the long runs and other GANs skip it."""
+    if wildcards.split != "val" or int(wildcards.run_steps) > max(DTERM["record_steps"]):
+        return 0
+    return DTERM["flip_images"] if wildcards.gan == dterm_gans(wildcards.dataset)[0] else 0
+
+
+def _dterm_path(dataset, split, attack, gan, lam, optimizer, lr, restarts, run_steps, n):
+    method = "defense_gan" if float(lam) == 0 else "cowboy"
+    return DTERM_CLEAN.format(
+        dataset=dataset, split=split, attack=attack, gan=gan, method=method, lam=format_number(lam),
+        optimizer=optimizer, lr=format_number(lr), restarts=restarts, run_steps=run_steps, n=n,
+    )
+
+
+def dterm_validation_files(wildcards):
+    """The validation grid of one GAN: lam x optimizer at R = 1 to the longest recorded step;
+    lam at R = restarts[-1] with the first optimizer to restart_steps; and, for the first GAN,
+    both methods (lam 0 and 1) with the first optimizer to long_steps on long_images."""
+    ds, gan, attack = wildcards.dataset, wildcards.gan, DTERM["validation_attack"]
+    first = DTERM["optimizers"][0]
+    files = [
+        _dterm_path(ds, "val", attack, gan, lam, o["optimizer"], o["lr"], 1, max(DTERM["record_steps"]),
+                    DTERM["validation_images"])
+        for lam in DTERM["lambdas"]
+        for o in DTERM["optimizers"]
+    ]
+    files += [
+        _dterm_path(ds, "val", attack, gan, lam, first["optimizer"], first["lr"], r, DTERM["restart_steps"],
+                    DTERM["validation_images"])
+        for lam in DTERM["lambdas"]
+        for r in DTERM["restarts"]
+        if r > 1
+    ]
+    if gan == dterm_gans(ds)[0]:
+        files += [
+            _dterm_path(ds, "val", attack, gan, lam, first["optimizer"], first["lr"], 1, DTERM["long_steps"],
+                        DTERM["long_images"])
+            for lam in (0, 1)
+        ]
+    return files
+
+
+def dterm_choice_inputs(wildcards):
+    """A GAN's validation grid, and the first GAN's (where the flips were measured)."""
+    first = SimpleNamespace(dataset=wildcards.dataset, gan=dterm_gans(wildcards.dataset)[0])
+    return {"own": dterm_validation_files(wildcards), "flips": dterm_validation_files(first)}
+
+
+def dterm_all_validation_files():
+    return [
+        path
+        for ds in DTERM["datasets"]
+        for gan in dterm_gans(ds)
+        for path in dterm_validation_files(SimpleNamespace(dataset=ds, gan=gan))
+    ]
+
+
+def dterm_choice_files():
+    return [f"results/dterm/{ds}/{gan}/chosen.json" for ds in DTERM["datasets"] for gan in dterm_gans(ds)]
+
+
+def dterm_test_files(kind):
+    """The test split: each method at its own validation choice (every attack, and the clean
+    images "none", every GAN), or both methods at each shared fixed setting."""
+    files = []
+    for ds in DTERM["datasets"]:
+        for gan in dterm_gans(ds):
+            for attack in [*DTERM["test_attacks"], NO_ATTACK]:
+                if kind == "chosen":
+                    files += [
+                        f"results/dterm/{ds}/test/{attack}/{gan}/{m}_chosen_n{DTERM['test_images']}.parquet"
+                        for m in Method
+                    ]
+                    continue
+                for f in DTERM["fixed"]:
+                    if attack in f["attacks"] and gan in dterm_gans(ds)[: f["gans"]]:
+                        files += [
+                            _dterm_path(ds, "test", attack, gan, lam, f["optimizer"], f["lr"], f["restarts"],
+                                        f["steps"], f["images"])
+                            for lam in (0, f["lam"])
+                        ]
+    return files

@@ -9,7 +9,9 @@ localrules:
     deployment_table,
     deployment_curve,
     robustness_report,
-    publish_robustness,
+    publish,
+    dterm_report,
+    dterm_choose,
 
 
 rule tables:

@@ -100,6 +100,18 @@ def test_weighted_objective_is_the_paper_objective_scaled(tiny_gan, images):
     assert torch.allclose(weighted, sigma**2 * paper, rtol=1e-5)
 
 
+def test_lambda_form_weights_only_the_d_term(tiny_gan, images):
+    g, d = tiny_gan
+    z = torch.randn(images.shape[0], g.latent_dim)
+    weighted = Cowboy(g, d, lam=4.0).objective
+    paper = Cowboy(g, d, sigma=2.0).objective
+    assert torch.allclose(weighted(z, images)[0], 4.0 * paper(z, images)[0], rtol=1e-5)
+    baseline = Cowboy(g, d, lam=4.0, method="defense_gan").objective
+    assert baseline.d_weight == 0 and baseline.sigma == 1.0  # reconstruction step unchanged by lam
+    with pytest.raises(ValueError, match="lam"):
+        Cowboy(g, d, lam=-1.0)
+
+
 def test_unrolled_descent_gradient_matches_finite_differences():
     """With create_graph, d G(z_m) / dx through every step is exact (double backward)."""
     torch.manual_seed(0)

@@ -62,3 +62,20 @@ def test_calibration_follows_footnote_2():
     with pytest.raises(ValueError, match="footnote 2"):
         weak.require_adversarial()
     assert calibrate_threshold(SCORES).is_adversarial is None  # no accuracies: nothing to check
+
+
+def test_paired_comparison_on_known_cases():
+    from cowboy_core.evaluation import paired_comparison
+
+    rng = np.random.default_rng(0)
+    b = rng.random(2000) < 0.6
+    same = paired_comparison(b, b.copy())
+    assert same["difference"] == 0 and same["mcnemar_p"] == 1.0 and same["equivalent"]
+    better = b.copy()
+    better[np.flatnonzero(~b)[:200]] = True  # a fixes 200 of b's errors, breaks none
+    result = paired_comparison(better, b, strata=np.arange(2000) % 3)
+    assert result["difference"] == pytest.approx(0.1)
+    assert result["ci_low"] > 0.08 and result["mcnemar_p"] < 1e-10 and not result["equivalent"]
+    assert result["a_only_correct"] == 200 and result["b_only_correct"] == 0
+    noisy = paired_comparison(rng.random(100) < 0.5, rng.random(100) < 0.5)
+    assert noisy["ci_low"] < noisy["difference"] < noisy["ci_high"] and not noisy["equivalent"]

@@ -102,6 +102,25 @@ def test_defence_card_and_deployment_use_the_pipelines_numbers(tiny_run: Path):
     assert (deployment["ci_low"] <= deployment["stream_accuracy"]).all()
 
 
+def test_discriminator_study_chooses_on_validation_and_pairs_on_test(tiny_run: Path):
+    import json
+
+    table = pd.read_csv(tiny_run / "results/dterm.csv")
+    own = table[table["comparison"] == "own validation choice"]
+    assert {"pooled", "seed0_step20", "seed1_step20", "seed0_step30"} <= set(own["gan"])
+    assert set(own["attack"]) == {"fgsm", "none"}  # "none": what cleaning costs clean images
+    assert ((own["ci_low"] <= own["difference"]) & (own["difference"] <= own["ci_high"])).all()
+    assert own["mcnemar_p"].between(0, 1).all() and own["tost_p"].between(0, 1).all()
+    pooled = own[(own["gan"] == "pooled") & (own["attack"] == "fgsm")].iloc[0]
+    assert pooled["n"] == 2 * 8  # the two seeds at the standard steps, not the longer GAN
+    choice = json.loads((tiny_run / "results/dterm/fashion_mnist/seed1_step20/chosen.json").read_text())
+    assert set(choice["chosen"]) == {"cowboy", "defense_gan"} and choice["split"] == "val"
+    assert choice["chosen"]["defense_gan"]["setting"]["lam"] == 0 and choice["validation"]
+    grid = pd.read_csv(tiny_run / "results/dterm_validation.csv")
+    # Flips are measured on the first GAN's grid (not the long runs) and used for every GAN.
+    assert grid.loc[grid["steps"] <= 4, "flip_rate"].notna().all()
+
+
 def test_paper_config_schedules_all_datasets_and_attacks(tmp_path: Path):
     # Targets go before --configfile, which takes several values.
     config = str(REPO / "config" / "config.yaml")

@@ -150,6 +150,22 @@ def _check_semantics(config: dict[str, Any]) -> None:
             f"robustness.check_epsilon: {robustness['check_epsilon']} is not among robustness.epsilons "
             f"{robustness['epsilons']}"
         )
+    dterm = config["dterm"]
+    for name in dterm["datasets"]:
+        if name not in config["datasets"]:
+            problems.append(f"dterm.datasets: {name!r} is not a configured dataset")
+            continue
+        for attack in {dterm["validation_attack"], *dterm["test_attacks"]} - set(
+            config["datasets"][name]["attacks"]
+        ):
+            problems.append(f"dterm: attack {attack!r} is not among datasets.{name}.attacks")
+        if (
+            dterm["long_gan_steps"] is not None
+            and dterm["long_gan_steps"] <= config["datasets"][name]["gan"]["steps"]
+        ):
+            problems.append(f"dterm.long_gan_steps: must exceed datasets.{name}.gan.steps")
+    if dterm["datasets"] and 0 not in dterm["lambdas"]:
+        problems.append("dterm.lambdas: must include 0 (Defense-GAN, the baseline)")
     repro = config.get("reproduction", {}).get("dataset")
     if repro is not None and repro not in config["datasets"]:
         problems.append(f"reproduction.dataset: {repro!r} is not a configured dataset")

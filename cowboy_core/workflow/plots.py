@@ -162,3 +162,46 @@ def robustness_curves(table: pd.DataFrame) -> Figure:
         ax.legend(fontsize=7)
     fig.suptitle("Robust accuracy of the deployed defence under the strongest attack per image")
     return fig
+
+
+def dterm_figure(validation: pd.DataFrame) -> Figure:
+    """Validation: cowboy (one line per lam) minus Defense-GAN at the same optimizer, step
+    size and step count, paired on the same images and z0, pooled over GAN seeds, with 95%
+    paired-bootstrap intervals; one panel per optimizer (R = 1)."""
+    from ..evaluation import paired_comparison
+
+    single = validation[validation["restarts"] == 1].drop_duplicates(
+        subset=["gan", "image", "method", "lam", "optimizer", "lr", "steps"]
+    )
+    optimizers = single[["optimizer", "lr"]].drop_duplicates().sort_values(["optimizer", "lr"]).to_numpy()
+    fig, axes = plt.subplots(
+        1, max(1, len(optimizers)), figsize=(5 * max(1, len(optimizers)), 4), squeeze=False
+    )
+    for ax, (optimizer, lr) in zip(axes[0], optimizers, strict=False):
+        runs = single[(single["optimizer"] == optimizer) & (single["lr"] == lr)]
+        base = runs[runs["method"] == "defense_gan"].set_index(["gan", "image", "steps"])["correct"]
+        for lam, line in runs[runs["method"] == "cowboy"].groupby("lam"):
+            line = line.set_index(["gan", "image", "steps"])["correct"]
+            common = line.index.intersection(base.index)
+            points = []
+            for steps in sorted(set(common.get_level_values("steps"))):
+                at = common[common.get_level_values("steps") == steps]
+                stats = paired_comparison(
+                    line[at].to_numpy(),
+                    base[at].to_numpy(),
+                    strata=at.get_level_values("gan").to_numpy(),
+                    resamples=2000,
+                )
+                points.append((steps, stats["difference"], stats["ci_low"], stats["ci_high"]))
+            if points:
+                steps_, diff, low, high = map(np.array, zip(*points, strict=True))
+                ax.plot(steps_, diff, marker="o", label=f"lam {lam:g}")
+                ax.fill_between(steps_, low, high, alpha=0.15)
+        ax.axhline(0, color="grey", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("cleaning steps")
+        ax.set_ylabel("accuracy: cowboy - Defense-GAN (validation)")
+        ax.set_title(f"{optimizer}, step size {lr:g}")
+        ax.legend(fontsize=7)
+    fig.suptitle("Does the discriminator term help? Paired difference on the validation split")
+    return fig
