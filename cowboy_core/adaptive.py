@@ -118,7 +118,8 @@ class DefendedModel(nn.Module):
         x = from_unit(pixels)
         if self.defense is not None:
             self.queries += 1
-            seed = self.seed if self.seed is not None else FRESH_SEED * self.queries
+            # A fresh query never reuses the seed that evaluates fresh-seed robustness.
+            seed = self.seed if self.seed is not None else FRESH_SEED + 7919 * self.queries
             x = differentiable_clean(
                 self.defense,
                 x,

@@ -103,29 +103,27 @@ def worst_case(per_image: pd.DataFrame) -> pd.DataFrame:
 
 
 def robustness_table(per_image: pd.DataFrame) -> pd.DataFrame:
-    """One row per defence, policy, seed, attack and epsilon (attacked images only), plus a
-    "worst_case" row per defence, policy, seed and epsilon, with 95% Wilson intervals."""
+    """One row per defence, policy, seed, epsilon and attack, in the order the attacks ran:
+    the accuracy on the images that attack ran on (``robust_accuracy``, ``n``) and, over all
+    images, the worst case of it and every attack before it (``worst_case_so_far``); then a
+    "worst_case" row over every attack, with 95% Wilson intervals."""
     keys = ["defense", "policy", "seed", "epsilon"]
     rows = []
-    for (defense, policy, seed, epsilon, attack), group in per_image.dropna(subset=["defended"]).groupby(
-        [*keys, "attack"], sort=True
-    ):
-        rows.append(
-            _accuracy(
-                group["defended"], defense=defense, policy=policy, seed=seed, epsilon=epsilon, attack=attack
-            )
-        )
+    for key, frame in per_image.groupby(keys, sort=True):
+        labels = dict(zip(keys, key, strict=True))
+        so_far = pd.Series(1.0, index=pd.Index(frame["image"].unique()))
+        for attack in frame["attack"].unique():  # first appearance: the order they ran in
+            ran = frame[(frame["attack"] == attack)].dropna(subset=["defended"])
+            counted = bool(ran["worst_case"].all())
+            if counted:
+                so_far = so_far.combine(ran.set_index("image")["defended"], min, fill_value=1.0)
+            row = _accuracy(ran["defended"], **labels, attack=attack)
+            rows.append(row | {"worst_case_so_far": float(so_far.mean()) if counted else math.nan})
     for (defense, policy, seed, epsilon), group in worst_case(per_image).groupby(keys, sort=True):
-        rows.append(
-            _accuracy(
-                group["defended"],
-                defense=defense,
-                policy=policy,
-                seed=seed,
-                epsilon=epsilon,
-                attack="worst_case",
-            )
+        row = _accuracy(
+            group["defended"], defense=defense, policy=policy, seed=seed, epsilon=epsilon, attack="worst_case"
         )
+        rows.append(row | {"worst_case_so_far": row["robust_accuracy"]})
     return pd.DataFrame(rows)
 
 
@@ -158,6 +156,13 @@ def _check(
     }
 
 
+def _with_attack(worst: pd.Series, extra: pd.Series) -> pd.Series:
+    """The worst case with one more attack, on the images it ran on: what it finds beyond
+    every other attack."""
+    common = worst.index.intersection(extra.index)
+    return pd.concat([worst[common], extra[common]], axis=1).min(axis=1)
+
+
 def carlini_checks(per_image: pd.DataFrame, *, epsilon: float) -> pd.DataFrame:
     """Carlini et al.'s (2019) checks at ``epsilon``, per defence, under clean-all at the
     deployer's fixed seed. Each compares two attacks on the images both ran on."""
@@ -174,6 +179,7 @@ def carlini_checks(per_image: pd.DataFrame, *, epsilon: float) -> pd.DataFrame:
         )
         single, transfer = by_attack.get("bpda_single_step", empty), by_attack.get("transfer_apgd_ce", empty)
         d = str(defense)
+
         rows += [
             _check(
                 d,
@@ -187,8 +193,8 @@ def carlini_checks(per_image: pd.DataFrame, *, epsilon: float) -> pd.DataFrame:
             _check(
                 d,
                 "doubling steps and restarts changes nothing",
-                "2x budget >= worst case - noise",
-                doubled,
+                "worst case with the 2x attack >= without - noise",
+                _with_attack(worst, doubled),
                 worst,
                 -1,
                 epsilon,
@@ -205,8 +211,8 @@ def carlini_checks(per_image: pd.DataFrame, *, epsilon: float) -> pd.DataFrame:
             _check(
                 d,
                 "gradient-free no stronger than gradients",
-                "square >= gradient worst case - noise",
-                by_attack.get("square", empty),
+                "worst case with Square >= without - noise",
+                _with_attack(worst, by_attack.get("square", empty)),
                 worst,
                 -1,
                 epsilon,

@@ -278,7 +278,8 @@ DTERM_OUTPUTS = ["results/dterm.csv", "results/dterm_validation.csv", "results/f
 def published_sources():
     """The outputs the reproduction keeps a committed copy of: the robustness and
     discriminator studies, when the config runs them."""
-    sources = ROBUSTNESS_OUTPUTS if config["robustness"]["datasets"] else []
+    deployment = ["results/deployment.csv", "results/deployment_curve.csv"]
+    sources = ROBUSTNESS_OUTPUTS + deployment if config["robustness"]["datasets"] else []
     return sources + (DTERM_OUTPUTS if config["dterm"]["datasets"] else [])
 
 

@@ -155,6 +155,9 @@ def test_worst_case_is_the_per_image_minimum():
     row = table[table["attack"] == "worst_case"].iloc[0]
     assert row["robust_accuracy"] == pytest.approx(1 / 3) and row["n"] == 3
     assert table[table["attack"] == "b"].iloc[0]["n"] == 2
+    so_far = table.set_index("attack")["worst_case_so_far"]
+    assert so_far["a"] == pytest.approx(2 / 3) and so_far["b"] == pytest.approx(1 / 3)
+    assert np.isnan(so_far["check"])  # a check does not count toward the worst case
 
 
 def test_checks_fail_when_square_beats_the_gradients():

@@ -148,7 +148,11 @@ def robustness_curves(table: pd.DataFrame) -> Figure:
             ax.errorbar(
                 line["epsilon"],
                 line["robust_accuracy"],
-                yerr=[line["robust_accuracy"] - line["ci_low"], line["ci_high"] - line["robust_accuracy"]],
+                # Wilson bounds can sit a rounding error inside an accuracy of 0 or 1.
+                yerr=[
+                    (line["robust_accuracy"] - line["ci_low"]).clip(lower=0),
+                    (line["ci_high"] - line["robust_accuracy"]).clip(lower=0),
+                ],
                 marker="o",
                 capsize=2,
                 linestyle="--" if label == "undefended" else "-",
