@@ -148,6 +148,8 @@ def apgd(
     units; restarts attack only the images not yet broken, and the best iterate is kept."""
     import torchattacks
 
+    if x.shape[0] == 0:
+        return x
     attack = torchattacks.APGD(
         model, norm="Linf", eps=epsilon, steps=steps, n_restarts=restarts, loss=loss, eot_iter=eot, seed=seed
     )
@@ -160,6 +162,8 @@ def square(
     """torchattacks' Square (Andriushchenko et al. 2020): gradient-free, for the masking check."""
     import torchattacks
 
+    if x.shape[0] == 0:
+        return x
     attack = torchattacks.Square(model, norm="Linf", eps=epsilon, n_queries=queries, n_restarts=1, seed=seed)
     return from_unit(attack(to_unit(x), y)).detach()
 
@@ -224,6 +228,8 @@ def latent_attack(
     """On-manifold attack (Athalye et al. 2018 on Defense-GAN): find z with G(z) misclassified
     and close to x, then the x' in the budget whose cleaning lands near G(z) (start at G(z)
     clipped to the budget, then BPDA steps on ||clean(x') - G(z)||^2)."""
+    if x.shape[0] == 0:
+        return x
     eps = epsilon * PIXEL_SCALE
     generator = defense.generator
     gen = torch.Generator().manual_seed(seed)
@@ -319,6 +325,8 @@ def run_suite(
     robust = {p: np.ones(n, dtype=bool) for p in policies}
 
     def evaluate(name: str, index: np.ndarray, x_adv: torch.Tensor, worst_case: bool = True) -> None:
+        if len(index) == 0:  # every image is already broken under the policies it can affect
+            return
         for seed_kind, eval_seed in (("fixed", seed), ("fresh", FRESH_SEED)):
             if defense is None:
                 with torch.no_grad():

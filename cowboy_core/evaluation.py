@@ -374,6 +374,13 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+def attach_flip_rates(validation: pd.DataFrame, flips: pd.DataFrame) -> pd.DataFrame:
+    """``validation`` with each setting's flip rate (alone vs in a batch) measured in ``flips``
+    (another GAN's grid: cleaning images one at a time is too slow to repeat per GAN)."""
+    rates = flips.groupby(SETTING_KEYS, as_index=False)["flipped_alone"].mean()
+    return validation.drop(columns="flipped_alone").merge(rates, on=SETTING_KEYS, how="left")
+
+
 def choose_setting(validation: pd.DataFrame, *, max_flip_rate: float = 0.01) -> dict[str, Any]:
     """Per method, the validation-best setting among the stable ones (flip rate alone vs in a
     batch at most ``max_flip_rate``); ties go to fewer steps. Returns the choice and the

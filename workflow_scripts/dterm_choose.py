@@ -5,19 +5,18 @@ import json
 
 import pandas as pd
 
-from cowboy_core.evaluation import choose_setting
+from cowboy_core.evaluation import attach_flip_rates, choose_setting
 from cowboy_core.io import write_text
 from cowboy_core.workflow.runtime import start_job
 
 start_job(snakemake)
+
+
 def read(paths: list[str]) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
 
 
-keys = ["method", "lam", "optimizer", "lr", "restarts", "steps"]
-validation = read(snakemake.input.own).drop(columns="flipped_alone")
-flips = read(snakemake.input.flips).groupby(keys, as_index=False)["flipped_alone"].mean()
-validation = validation.merge(flips, on=keys, how="left")  # a setting's flip rate, from the first GAN
+validation = attach_flip_rates(read(snakemake.input.own), read(snakemake.input.flips))  # the first GAN's
 choice = choose_setting(validation, max_flip_rate=snakemake.params.max_flip_rate)
 choice |= {"gan": snakemake.wildcards.gan, "split": "val", "sources": list(map(str, snakemake.input.own))}
 write_text(snakemake.output[0], json.dumps(choice, indent=1, default=str))

@@ -1,13 +1,13 @@
 """The discriminator study's tables and figure: the validation grid (accuracy, flip rate and
-D(G(z)) per setting), and the paired comparison of cowboy and Defense-GAN on the test split,
-at each method's own validation choice and at the shared fixed settings."""
+D(G(z)) per setting), and cowboy against Defense-GAN on the test split, paired, at each
+method's own validation choice and at the shared fixed settings."""
 
 import json
 from pathlib import Path
 
 import pandas as pd
 
-from cowboy_core.evaluation import choose_setting, paired_table
+from cowboy_core.evaluation import attach_flip_rates, choose_setting, paired_table
 from cowboy_core.io import write_dataframe
 from cowboy_core.workflow.plots import dterm_figure, save_figure
 from cowboy_core.workflow.runtime import start_job
@@ -15,13 +15,16 @@ from cowboy_core.workflow.runtime import start_job
 start_job(snakemake)
 inp, margin = snakemake.input, snakemake.params.margin
 
-
 def read(paths: list[str]) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
 
 
 validation = read(inp.validation)
-grids = [pd.DataFrame(choose_setting(v)["validation"]).assign(gan=g) for g, v in validation.groupby("gan")]
+first = validation[validation["flipped_alone"].notna()]  # the GAN whose grid measured the flips
+grids = [
+    pd.DataFrame(choose_setting(attach_flip_rates(v, first))["validation"]).assign(gan=g)
+    for g, v in validation.groupby("gan")
+]
 write_dataframe(pd.concat(grids, ignore_index=True), snakemake.output.validation)
 chosen = read(inp.chosen).assign(comparison="own validation choice")
 fixed = read(inp.fixed)
