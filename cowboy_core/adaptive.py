@@ -199,17 +199,17 @@ def hinge_attack(
     target = float(torch.logit(torch.tensor(min(target_score + margin, 1 - 1e-6), dtype=torch.float64)))
     gen = torch.Generator().manual_seed(seed)
     x_adv = _project(x + (torch.rand(x.shape, generator=gen).to(x.device) * 2 - 1) * eps, x, eps)
-    best = x_adv.clone()
+    best, found = x_adv.clone(), torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     for _ in range(steps + 1):
         point = x_adv.detach().requires_grad_(True)
         logits, d_logit = classifier(point), discriminator(point).reshape(-1)
         success = (logits.argmax(1) != y) & (d_logit >= target)
         best[success] = point[success].detach()
+        found |= success
         objective = F.cross_entropy(logits, y, reduction="sum") - weight * F.relu(target - d_logit).sum()
         (grad,) = torch.autograd.grad(objective, point)
         x_adv = _project(x_adv + alpha * grad.sign(), x, eps)
-    failed = ~((classifier(best).argmax(1) != y) & (discriminator(best).reshape(-1) >= target))
-    best[failed] = x_adv[failed]
+    best[~found] = x_adv[~found]
     return best.detach()
 
 

@@ -401,7 +401,7 @@ class Cowboy:
         z0 = self.initial_latents(n, seed) if latents is None else latents
         if z0.shape != (n * r, self.latent_dim):
             raise ValueError(f"latents must have shape ({n * r}, {self.latent_dim}), got {tuple(z0.shape)}")
-        chunk = max(r, (self.execution.rows // r) * r)
+        chunk = self._chunk_rows()
         objective, rule = self.execution.wrap(self.objective), self.update_rule()
         snapshot_z: dict[int, list[torch.Tensor]] = {s: [] for s in record}
         steps_run: list[torch.Tensor] = []
@@ -464,11 +464,15 @@ class Cowboy:
         pick = torch.arange(n, device=loss.device) * r + loss.detach().view(n, r).argmin(dim=1)
         return fake[pick]
 
+    def _chunk_rows(self) -> int:
+        """Rows per chunk: whole inputs, each with all its restarts."""
+        return max(self.restarts, (self.execution.rows // self.restarts) * self.restarts)
+
     @torch.no_grad()
     def _select(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Evaluate L at every row and keep, per input, the restart with the lowest L."""
         n, r = x.shape[0], self.restarts
-        chunk = max(r, (self.execution.rows // r) * r)
+        chunk = self._chunk_rows()
         losses, images = [], []
         for start in range(0, n * r, chunk):
             stop = min(start + chunk, n * r)

@@ -3,20 +3,14 @@ choice with the validation numbers it came from; the test cleaning jobs read thi
 
 import json
 
-import pandas as pd
-
 from cowboy_core.evaluation import attach_flip_rates, choose_setting
 from cowboy_core.io import write_text
-from cowboy_core.workflow.runtime import start_job
+from cowboy_core.workflow.runtime import read_tables, start_job
 
 start_job(snakemake)
-
-
-def read(paths: list[str]) -> pd.DataFrame:
-    return pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
-
-
-validation = attach_flip_rates(read(snakemake.input.own), read(snakemake.input.flips))  # the first GAN's
+# Flip rates come from the first GAN's grid: cleaning images one at a time is too slow to repeat.
+flips = read_tables(snakemake.input.flips)
+validation = attach_flip_rates(read_tables(snakemake.input.own), flips)
 choice = choose_setting(validation, max_flip_rate=snakemake.params.max_flip_rate)
 choice |= {"gan": snakemake.wildcards.gan, "split": "val", "sources": list(map(str, snakemake.input.own))}
 write_text(snakemake.output[0], json.dumps(choice, indent=1, default=str))

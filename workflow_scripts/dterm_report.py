@@ -10,24 +10,19 @@ import pandas as pd
 from cowboy_core.evaluation import attach_flip_rates, choose_setting, paired_table
 from cowboy_core.io import write_dataframe
 from cowboy_core.workflow.plots import dterm_figure, save_figure
-from cowboy_core.workflow.runtime import start_job
+from cowboy_core.workflow.runtime import read_tables, start_job
 
 start_job(snakemake)
 inp, margin = snakemake.input, snakemake.params.margin
-
-def read(paths: list[str]) -> pd.DataFrame:
-    return pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
-
-
-validation = read(inp.validation)
+validation = read_tables(inp.validation)
 first = validation[validation["flipped_alone"].notna()]  # the GAN whose grid measured the flips
 grids = [
     pd.DataFrame(choose_setting(attach_flip_rates(v, first))["validation"]).assign(gan=g)
     for g, v in validation.groupby("gan")
 ]
 write_dataframe(pd.concat(grids, ignore_index=True), snakemake.output.validation)
-chosen = read(inp.chosen).assign(comparison="own validation choice")
-fixed = read(inp.fixed)
+chosen = read_tables(inp.chosen).assign(comparison="own validation choice")
+fixed = read_tables(inp.fixed)
 fixed = fixed[fixed["steps"] == fixed["run_steps"]]  # the final snapshot of each fixed run
 spec = ["optimizer", "lr", "restarts", "run_steps"]
 lam = fixed.groupby(spec)["lam"].transform("max")  # the cowboy side of each fixed pair

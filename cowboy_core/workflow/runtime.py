@@ -83,3 +83,11 @@ def load_checked(path: str, meta: dict[str, Any], device: torch.device, *names: 
     shape = {"channels": meta["channels"], "image_size": meta["image_size"]}
     models = load_models(path, device=device, expect={name: shape for name in names})[0]
     return [models[name] for name in names]
+
+
+def read_tables(paths: list[str]) -> Any:
+    """The Parquet or CSV tables at ``paths`` (by suffix), stacked into one DataFrame."""
+    import pandas as pd
+
+    read = {".csv": pd.read_csv, ".parquet": pd.read_parquet}
+    return pd.concat([read["." + str(path).rsplit(".", 1)[-1]](path) for path in paths], ignore_index=True)
