@@ -19,9 +19,10 @@ from cowboy_core.adaptive import (
     single_step,
     square,
 )
-from cowboy_core.evaluation import carlini_checks, robustness_table, stream_metrics, worst_case
+from cowboy_core.evaluation import stream_metrics
 from cowboy_core.models import Classifier, freeze
 from cowboy_core.training import train_classifier
+from cowboy_core.workflow.robustness import carlini_checks, robustness_table, worst_case
 
 
 def test_stream_accounting_on_a_hand_made_case():

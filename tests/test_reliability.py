@@ -92,9 +92,7 @@ def test_killed_cleaning_leaves_no_partial_output(tmp_path: Path):
         str(config),
     )
     proc = _start(tmp_path, target)
-    _kill_when(
-        proc, tmp_path / "results/logs/clean/fashion_mnist/test/fgsm/cowboy_sigma1_run400_ckpt20.log"
-    )
+    _kill_when(proc, tmp_path / "results/logs/clean/fashion_mnist/test/fgsm/cowboy_sigma1_run400_ckpt20.log")
     run_snakemake(tmp_path, "--unlock", "--configfile", str(config))
     out_dir = (tmp_path / target).parent
     assert not (tmp_path / target).exists()

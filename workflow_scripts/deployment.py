@@ -6,9 +6,10 @@ import pandas as pd
 
 from cowboy_core import DefendedClassifier, Execution, Policy
 from cowboy_core.defended import mixed_stream
-from cowboy_core.evaluation import operating_curve, stream_metrics
+from cowboy_core.evaluation import stream_metrics
 from cowboy_core.io import load_tensors, write_dataframe
 from cowboy_core.training import predict
+from cowboy_core.workflow.robustness import operating_curve
 from cowboy_core.workflow.runtime import load_checked, load_split, start_job
 
 device = start_job(snakemake)

@@ -3,8 +3,8 @@ choice with the validation numbers it came from; the test cleaning jobs read thi
 
 import json
 
-from cowboy_core.evaluation import attach_flip_rates, choose_setting
 from cowboy_core.io import write_text
+from cowboy_core.workflow.dterm import attach_flip_rates, choose_setting
 from cowboy_core.workflow.runtime import read_tables, start_job
 
 start_job(snakemake)

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from cowboy_core import Cowboy, Execution
-from cowboy_core.evaluation import cleaning_curve
 from cowboy_core.io import load_tensors, write_dataframe
+from cowboy_core.workflow.dterm import cleaning_curve
 from cowboy_core.workflow.runtime import LOG, load_checked, load_split, start_job
 
 device = start_job(snakemake)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from cowboy_core.evaluation import attach_flip_rates, choose_setting, paired_table
 from cowboy_core.io import write_dataframe
+from cowboy_core.workflow.dterm import attach_flip_rates, choose_setting, paired_table
 from cowboy_core.workflow.plots import dterm_figure, save_figure
 from cowboy_core.workflow.runtime import read_tables, start_job
 

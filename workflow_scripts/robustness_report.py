@@ -3,9 +3,9 @@ worst case), Carlini et al.'s checks, the chaos table and the robustness figure.
 
 import pandas as pd
 
-from cowboy_core.evaluation import carlini_checks, robustness_table
 from cowboy_core.io import write_dataframe
 from cowboy_core.workflow.plots import robustness_curves, save_figure
+from cowboy_core.workflow.robustness import carlini_checks, robustness_table
 from cowboy_core.workflow.runtime import start_job
 
 start_job(snakemake)

@@ -1,0 +1,184 @@
+"""The robustness suite's tables: the per-image worst case over attacks, robust accuracy
+with intervals, Carlini et al.'s checks, and the detect-then-clean operating curve."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..evaluation import wilson_interval
+
+
+def worst_case(per_image: pd.DataFrame) -> pd.DataFrame:
+    """Per defence, epsilon, policy, seed and image: defended only if every attack that counts
+    toward the worst case left it defended (the minimum over attacks; an attack that did not
+    run on an image, NaN, does not count)."""
+    counted = per_image[per_image["worst_case"]]
+    keys = ["defense", "epsilon", "policy", "seed", "image"]
+    return counted.groupby(keys, as_index=False)["defended"].min()
+
+
+def robustness_table(per_image: pd.DataFrame) -> pd.DataFrame:
+    """One row per defence, policy, seed, epsilon and attack, in the order the attacks ran:
+    the accuracy on the images that attack ran on (``robust_accuracy``, ``n``) and, over all
+    images, the worst case of it and every attack before it (``worst_case_so_far``); then a
+    "worst_case" row over every attack, with 95% Wilson intervals."""
+    keys = ["defense", "policy", "seed", "epsilon"]
+    rows = []
+    for key, frame in per_image.groupby(keys, sort=True):
+        labels = dict(zip(keys, key, strict=True))
+        so_far = pd.Series(1.0, index=pd.Index(frame["image"].unique()))
+        for attack in frame["attack"].unique():  # first appearance: the order they ran in
+            ran = frame[(frame["attack"] == attack)].dropna(subset=["defended"])
+            counted = bool(ran["worst_case"].all())
+            if counted:
+                so_far = so_far.combine(ran.set_index("image")["defended"], min, fill_value=1.0)
+            row = _accuracy(ran["defended"], **labels, attack=attack)
+            rows.append(row | {"worst_case_so_far": float(so_far.mean()) if counted else math.nan})
+    for (defense, policy, seed, epsilon), group in worst_case(per_image).groupby(keys, sort=True):
+        row = _accuracy(
+            group["defended"], defense=defense, policy=policy, seed=seed, epsilon=epsilon, attack="worst_case"
+        )
+        rows.append(row | {"worst_case_so_far": row["robust_accuracy"]})
+    return pd.DataFrame(rows)
+
+
+def _accuracy(defended: pd.Series, **keys: Any) -> dict[str, Any]:
+    k, n = int(defended.sum()), int(defended.size)
+    low, high = wilson_interval(k, n)
+    return {**keys, "robust_accuracy": k / n, "ci_low": low, "ci_high": high, "n": n}
+
+
+def _check(
+    defense: str, name: str, rule: str, left: pd.Series, right: pd.Series, sign: int, epsilon: float
+) -> dict[str, Any]:
+    """Compare two per-image outcomes on the images both ran on: ``sign`` +1 passes when
+    left <= right + noise, -1 when left >= right - noise (noise: half a 95% Wilson interval)."""
+    common = left.index.intersection(right.index)
+    a, b = float(left[common].mean()), float(right[common].mean())
+    low, high = wilson_interval(round(b * len(common)), len(common))
+    noise = (high - low) / 2
+    passed = len(common) > 0 and (a <= b + noise if sign > 0 else a >= b - noise)
+    return {
+        "defense": defense,
+        "epsilon": epsilon,
+        "check": name,
+        "rule": rule,
+        "left": a,
+        "right": b,
+        "noise": noise,
+        "n": len(common),
+        "passed": bool(passed),
+    }
+
+
+def _with_attack(worst: pd.Series, extra: pd.Series) -> pd.Series:
+    """The worst case with one more attack, on the images it ran on: what it finds beyond
+    every other attack."""
+    common = worst.index.intersection(extra.index)
+    return pd.concat([worst[common], extra[common]], axis=1).min(axis=1)
+
+
+def carlini_checks(per_image: pd.DataFrame, *, epsilon: float) -> pd.DataFrame:
+    """Carlini et al.'s (2019) checks at ``epsilon``, per defence, under clean-all at the
+    deployer's fixed seed. Each compares two attacks on the images both ran on."""
+    rows = []
+    data = per_image[(per_image["seed"] == "fixed") & np.isclose(per_image["epsilon"], epsilon)]
+    for defense, frame in data[data["policy"] == "clean-all"].groupby("defense", sort=True):
+        by_attack = {a: g.set_index("image")["defended"].dropna() for a, g in frame.groupby("attack")}
+        empty = pd.Series(dtype=float)
+        gradient = [a for a in by_attack if a not in ("square", "clean") and not a.startswith("check_")]
+        worst = pd.concat([by_attack[a] for a in gradient], axis=1).min(axis=1)
+        doubled, unbounded = (
+            by_attack.get("check_bpda_apgd_ce_2x", empty),
+            by_attack.get("check_unbounded", empty),
+        )
+        single, transfer = by_attack.get("bpda_single_step", empty), by_attack.get("transfer_apgd_ce", empty)
+        d = str(defense)
+
+        rows += [
+            _check(
+                d,
+                "iterative beats single-step",
+                "iterative <= single step + noise",
+                doubled,
+                single,
+                1,
+                epsilon,
+            ),
+            _check(
+                d,
+                "doubling steps and restarts changes nothing",
+                "worst case with the 2x attack >= without - noise",
+                _with_attack(worst, doubled),
+                worst,
+                -1,
+                epsilon,
+            ),
+            _check(
+                d,
+                "adaptive no weaker than transfer",
+                "adaptive <= transfer + noise",
+                doubled,
+                transfer,
+                1,
+                epsilon,
+            ),
+            _check(
+                d,
+                "gradient-free no stronger than gradients",
+                "worst case with Square >= without - noise",
+                _with_attack(worst, by_attack.get("square", empty)),
+                worst,
+                -1,
+                epsilon,
+            ),
+        ]
+        accuracy = float(unbounded.mean()) if len(unbounded) else math.nan
+        rows.append(
+            {
+                "defense": d,
+                "epsilon": 1.0,
+                "check": "unbounded budget reaches 0",
+                "rule": "accuracy <= 0.05",
+                "left": accuracy,
+                "right": 0.0,
+                "noise": 0.0,
+                "n": len(unbounded),
+                "passed": bool(len(unbounded)) and accuracy <= 0.05,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def operating_curve(
+    labels: np.ndarray,
+    is_adversarial: np.ndarray,
+    scores: np.ndarray,
+    pred_raw: np.ndarray,
+    pred_cleaned: np.ndarray,
+    thresholds: np.ndarray,
+) -> pd.DataFrame:
+    """Detect-then-clean at each threshold: stream accuracy against the false-alarm rate.
+
+    ``pred_cleaned`` comes from one clean-all pass; since a flagged input's z0 depends only on
+    its place in the batch, these are detect-then-clean's predictions up to the rounding of
+    a different batch composition.
+    """
+    adv = np.asarray(is_adversarial, dtype=bool)
+    rows = []
+    for threshold in np.asarray(thresholds, dtype=float):
+        flagged = np.asarray(scores) < threshold
+        correct = np.where(flagged, pred_cleaned, pred_raw) == labels
+        rows.append(
+            {
+                "threshold": threshold,
+                "false_alarm_rate": float(flagged[~adv].mean()) if (~adv).any() else math.nan,
+                "detection_rate": float(flagged[adv].mean()) if adv.any() else math.nan,
+                "stream_accuracy": float(correct.mean()),
+            }
+        )
+    return pd.DataFrame(rows)
