@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..evaluation import wilson_interval
+from .tables import accuracy_row
 
 
 def worst_case(per_image: pd.DataFrame) -> pd.DataFrame:
@@ -36,20 +37,13 @@ def robustness_table(per_image: pd.DataFrame) -> pd.DataFrame:
             counted = bool(ran["worst_case"].all())
             if counted:
                 so_far = so_far.combine(ran.set_index("image")["defended"], min, fill_value=1.0)
-            row = _accuracy(ran["defended"], **labels, attack=attack)
+            row = accuracy_row(ran["defended"], column="robust_accuracy", **labels, attack=attack)
             rows.append(row | {"worst_case_so_far": float(so_far.mean()) if counted else math.nan})
     for (defense, policy, seed, epsilon), group in worst_case(per_image).groupby(keys, sort=True):
-        row = _accuracy(
-            group["defended"], defense=defense, policy=policy, seed=seed, epsilon=epsilon, attack="worst_case"
-        )
+        labels = {"defense": defense, "policy": policy, "seed": seed, "epsilon": epsilon}
+        row = accuracy_row(group["defended"], column="robust_accuracy", **labels, attack="worst_case")
         rows.append(row | {"worst_case_so_far": row["robust_accuracy"]})
     return pd.DataFrame(rows)
-
-
-def _accuracy(defended: pd.Series, **keys: Any) -> dict[str, Any]:
-    k, n = int(defended.sum()), int(defended.size)
-    low, high = wilson_interval(k, n)
-    return {**keys, "robust_accuracy": k / n, "ci_low": low, "ci_high": high, "n": n}
 
 
 def _check(

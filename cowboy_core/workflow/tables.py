@@ -13,10 +13,11 @@ from ..detection import calibrate_threshold, detection_rate, roc_auc, tpr_at_fpr
 from ..evaluation import wilson_interval
 
 
-def _accuracy_row(correct: pd.Series, **keys: Any) -> dict[str, Any]:
+def accuracy_row(correct: pd.Series, *, column: str = "accuracy", **keys: Any) -> dict[str, Any]:
+    """``keys``, then the fraction of ``correct`` (named ``column``), its 95% Wilson interval and n."""
     k, n = int(correct.sum()), int(correct.size)
     low, high = wilson_interval(k, n)
-    return {**keys, "accuracy": k / n if n else math.nan, "ci_low": low, "ci_high": high, "n": n}
+    return {**keys, column: k / n if n else math.nan, "ci_low": low, "ci_high": high, "n": n}
 
 
 def accuracy_long(clean: pd.DataFrame, sigma: float, steps: int) -> pd.DataFrame:
@@ -26,12 +27,12 @@ def accuracy_long(clean: pd.DataFrame, sigma: float, steps: int) -> pd.DataFrame
     for (dataset, attack), group in sel.groupby(["dataset", "attack"], sort=False):
         first = group[group["method"] == group["method"].iloc[0]]
         rows.append(
-            _accuracy_row(
+            accuracy_row(
                 first["pred_original"] == first["label"], dataset=dataset, attack=attack, quantity="original"
             )
         )
         rows.append(
-            _accuracy_row(
+            accuracy_row(
                 first["pred_adversarial"] == first["label"],
                 dataset=dataset,
                 attack=attack,
@@ -40,7 +41,7 @@ def accuracy_long(clean: pd.DataFrame, sigma: float, steps: int) -> pd.DataFrame
         )
         for method, by_method in group.groupby("method", sort=False):
             rows.append(
-                _accuracy_row(
+                accuracy_row(
                     by_method["pred_cleaned"] == by_method["label"],
                     dataset=dataset,
                     attack=attack,
@@ -137,7 +138,7 @@ def sweep_table(clean: pd.DataFrame) -> pd.DataFrame:
     """Validation accuracy per dataset x attack x method x sigma x steps (the sigma sweep)."""
     val = clean[clean["split"] == "val"]
     rows = [
-        _accuracy_row(g["pred_cleaned"] == g["label"], dataset=d, attack=a, method=m, sigma=s, steps=st)
+        accuracy_row(g["pred_cleaned"] == g["label"], dataset=d, attack=a, method=m, sigma=s, steps=st)
         for (d, a, m, s, st), g in val.groupby(["dataset", "attack", "method", "sigma", "steps"])
     ]
     return pd.DataFrame(
