@@ -7,10 +7,12 @@ not import Snakemake; the pipeline's plumbing lives in :mod:`cowboy_core.workflo
 """
 
 from .attacks import AttackName, AttackSpec
-from .cleaning import CleaningResult, Cowboy, Method, Objective, Optimizer, Settings, descend
+from .cleaning import CleaningResult, Cowboy, Objective, descend
 from .data import DatasetName
 from .defended import DefendedClassifier, DefenseReport, Policy
 from .fastpath import Execution
+from .settings import Method, Settings
+from .updates import Optimizer
 
 __all__ = [
     "AttackName",

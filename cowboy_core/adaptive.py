@@ -10,7 +10,7 @@ on-manifold (latent) attack of Athalye et al. on Defense-GAN.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ from torch import nn
 
 from .attacks import BOUNDS, PIXEL_SCALE
 from .choices import Choice
-from .cleaning import Cowboy, descend
+from .cleaning import Cowboy
 from .defended import DefendedClassifier, Policy
 
 
@@ -470,99 +470,10 @@ def run_suite(
     return pd.concat(rows, ignore_index=True)
 
 
-def largest_curvature(
-    defense: Cowboy, z: torch.Tensor, x: torch.Tensor, *, iterations: int = 20
-) -> torch.Tensor:
-    """Per row, the largest eigenvalue of the Hessian of L in z, by power iteration on
-    Hessian-vector products (double backward). GD on z is stable only where lr times it is
-    below 2."""
-    z = z.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(defense.objective(z, x)[0].sum(), z, create_graph=True)
-    v = torch.randn_like(z)
-    v = v / v.norm(dim=1, keepdim=True)
-    value = torch.zeros(z.shape[0], device=z.device)
-    for _ in range(iterations):
-        (hv,) = torch.autograd.grad(grad, z, grad_outputs=v, retain_graph=True)
-        value = (hv * v).sum(dim=1)
-        v = hv / hv.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    return value.detach()
-
-
-def chaos_report(
-    classifier: nn.Module, defense: Cowboy, x: torch.Tensor, *, seed: int = 0, trajectories: int = 20
-) -> dict[str, float]:
-    """How far the deployed cleaning is from a well-defined, differentiable map: prediction
-    flips when an image is cleaned alone instead of in the batch (same z0), lr times the
-    Hessian's largest eigenvalue along trajectories, and the unrolled gradient's norm and
-    finite-difference agreement against BPDA's."""
-    n, r = x.shape[0], defense.restarts
-    z0 = defense.initial_latents(n, seed)
-    together = defense.clean(x, latents=z0)
-    alone = torch.cat([defense.clean(x[i : i + 1], latents=z0[i * r : (i + 1) * r]) for i in range(n)])
-    with torch.no_grad():
-        flips = (classifier(together).argmax(1) != classifier(alone).argmax(1)).float()
-    k = min(trajectories, n)
-    steps = sorted(
-        {0, defense.steps // 4, defense.steps // 2, 3 * defense.steps // 4, max(defense.steps - 1, 0)}
-    )
-    rows = defense.execution.format(x[:k].repeat_interleave(r, dim=0))
-    run = descend(
-        defense.objective,
-        defense.update_rule(),
-        z0[: k * r].to(defense.device),
-        rows,
-        steps=defense.steps,
-        record=steps,
-    )
-    curvature = torch.stack([largest_curvature(defense, run.snapshots[s], rows) for s in steps])
-    sharpness = (defense.lr * curvature).max(dim=0).values
-    out = {
-        "images": float(n),
-        "pixels_max_change_alone_vs_batch": float((together - alone).abs().max()),
-        "prediction_flip_rate_alone_vs_batch": float(flips.mean()),
-        "lr_lambda_max_median": float(sharpness.median()),
-        "lr_lambda_max_max": float(sharpness.max()),
-    }
-    out.update(gradient_report(classifier, defense, x[:k], seed=seed))
-    return out
-
-
 def surrogate_of(defense: Cowboy, lr_scale: float) -> Cowboy:
     """The same defence at a smaller step size: a smoother map whose unrolled gradient an
     attack can use while the forward pass stays the deployed one."""
-    settings = vars(defense.settings) | {"lr": defense.lr * lr_scale}
-    return Cowboy(*defense.sources, **settings, threshold=defense.threshold, execution=defense.execution)
-
-
-def gradient_report(
-    classifier: nn.Module, defense: Cowboy, x: torch.Tensor, *, seed: int = 0, lr_scale: float = 0.25
-) -> dict[str, float]:
-    """Norms of d CE / dx per image under BPDA, the exact unrolled gradient and the surrogate's,
-    and how well each predicts the real change of the loss (central finite differences along
-    its own sign direction, at several step sizes h in [-1, 1] units)."""
-    with torch.no_grad():
-        y = classifier(defense.clean(x, seed=seed)).argmax(1)
-
-    def loss(inputs: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return F.cross_entropy(classifier(defense.clean(inputs, seed=seed)), y, reduction="none")
-
-    out: dict[str, float] = {}
-    surrogate = surrogate_of(defense, lr_scale)
-    for gradient in (Gradient.BPDA, Gradient.UNROLLED, Gradient.SURROGATE):
-        point = x.clone().requires_grad_(True)
-        cleaned = differentiable_clean(defense, point, seed=seed, gradient=gradient, surrogate=surrogate)
-        value = F.cross_entropy(classifier(cleaned), y, reduction="sum")
-        (grad,) = torch.autograd.grad(value, point)
-        norms = grad.flatten(1).norm(dim=1)
-        out[f"{gradient.value}_grad_norm_median"] = float(norms.median())
-        out[f"{gradient.value}_grad_norm_max"] = float(norms.max())
-        direction = grad.sign()
-        predicted = (grad * direction).flatten(1).sum(1)
-        for h in (1e-1, 1e-2, 1e-3):
-            measured = (loss((x + h * direction).clamp(-1, 1)) - loss((x - h * direction).clamp(-1, 1))) / (
-                2 * h
-            )
-            error = (predicted - measured).abs() / measured.abs().clamp_min(1e-6)
-            out[f"{gradient.value}_fd_relative_error_h{h:g}_median"] = float(error.median())
-    return out
+    settings = replace(defense.settings, lr=defense.lr * lr_scale)
+    return Cowboy(
+        *defense.sources, settings=settings, threshold=defense.threshold, execution=defense.execution
+    )

@@ -11,7 +11,6 @@ reconstruction term, leaving only -log D. The baseline is therefore an explicit 
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -22,47 +21,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .choices import Choice
-from .detection import Calibration, calibrate_threshold, discriminator_logits, scores_from_logits
-from .fastpath import Execution
-from .io import PathLike, load_models, save_models
+from .card import CardError, read_card, save_card
+from .detection import Calibration, calibrate_threshold, scores_from_logits
+from .fastpath import Execution, pad_rows
+from .io import PathLike
+from .settings import DEFAULT_SETTINGS, Method, Settings, check_settings
+from .updates import UPDATE_RULES, Optimizer, UpdateRule
 
 # Early stopping compares a row's loss every this many steps.
 EARLY_STOP_EVERY = 50
-
-
-class Method(Choice, what="cleaning method"):
-    """Cleaning objective: the paper's (with D) or the Defense-GAN baseline (without)."""
-
-    COWBOY = "cowboy"
-    DEFENSE_GAN = "defense_gan"
-
-
-class Optimizer(Choice, what="optimizer"):
-    """Update rule on z: the paper's plain gradient descent, heavy-ball momentum, or Adam."""
-
-    GD = "gd"
-    MOMENTUM = "momentum"
-    ADAM = "adam"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Settings:
-    """The algorithm's settings, as a defence card records them (see :meth:`Cowboy.save`)."""
-
-    sigma: float = 1.0
-    steps: int = 25
-    lr: float = 0.05
-    restarts: int = 1
-    method: str = Method.COWBOY.value
-    optimizer: str = Optimizer.GD.value
-    early_stop_tol: float | None = None
-    lam: float | None = None
-
-
-# Without a card, the settings of the committed Fashion-MNIST reproduction
-# (config/reproduce-fmnist.yaml): plain GD for 25 steps at step size 0.05, sigma 1.
-DEFAULT_SETTINGS = Settings()
 
 
 class Objective:
@@ -86,82 +53,14 @@ class Objective:
         return loss, fake
 
 
-class UpdateRule:
-    """One update of z from its gradient; a rule with memory keeps it per row."""
-
-    def __init__(self, *, lr: float) -> None:
-        self.lr = lr
-
-    def begin(self, z: torch.Tensor) -> None:
-        """Reset the memory for a new batch of rows."""
-
-    def keep(self, rows: torch.Tensor) -> None:
-        """Early stopping dropped rows: keep the memory of ``rows`` only."""
-
-    def step(self, z: torch.Tensor, grad: torch.Tensor, step: int) -> torch.Tensor:
-        raise NotImplementedError
-
-
-class GD(UpdateRule):
-    """The paper's plain gradient descent."""
-
-    def step(self, z: torch.Tensor, grad: torch.Tensor, step: int) -> torch.Tensor:
-        return z - self.lr * grad
-
-
-class Momentum(UpdateRule):
-    """Heavy-ball momentum."""
-
-    def __init__(self, *, lr: float, beta: float = 0.9) -> None:
-        super().__init__(lr=lr)
-        self.beta = beta
-
-    def begin(self, z: torch.Tensor) -> None:
-        self.velocity = torch.zeros_like(z)
-
-    def keep(self, rows: torch.Tensor) -> None:
-        self.velocity = self.velocity[rows]
-
-    def step(self, z: torch.Tensor, grad: torch.Tensor, step: int) -> torch.Tensor:
-        self.velocity = self.beta * self.velocity + grad
-        return z - self.lr * self.velocity
-
-
-class Adam(Momentum):
-    """Adam, nearly invariant to the scale of the loss."""
-
-    beta2 = 0.999
-
-    def begin(self, z: torch.Tensor) -> None:
-        super().begin(z)
-        self.second = torch.zeros_like(z)
-
-    def keep(self, rows: torch.Tensor) -> None:
-        super().keep(rows)
-        self.second = self.second[rows]
-
-    def step(self, z: torch.Tensor, grad: torch.Tensor, step: int) -> torch.Tensor:
-        t = step + 1
-        self.velocity = self.beta * self.velocity + (1 - self.beta) * grad
-        self.second = self.beta2 * self.second + (1 - self.beta2) * grad.square()
-        m_hat = self.velocity / (1 - self.beta**t)
-        v_hat = self.second / (1 - self.beta2**t)
-        return z - self.lr * m_hat / (v_hat.sqrt() + 1e-8)
-
-
-UPDATE_RULES: dict[Optimizer, type[UpdateRule]] = {
-    Optimizer.GD: GD,
-    Optimizer.MOMENTUM: Momentum,
-    Optimizer.ADAM: Adam,
-}
-
-
 @dataclass
 class Descent:
-    """What :func:`descend` returns: z at each recorded step, and the steps each row ran."""
+    """What :func:`descend` returns: z at each recorded step, the steps each row ran, and the
+    step size each row took from each recorded step (for the stability diagnostics)."""
 
     snapshots: dict[int, torch.Tensor]
     steps_run: torch.Tensor
+    step_sizes: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 def descend(
@@ -174,49 +73,53 @@ def descend(
     record: Iterable[int] = (),
     early_stop_tol: float | None = None,
     create_graph: bool = False,
+    graph_from: int = 0,
 ) -> Descent:
     """``steps`` updates of every row of ``z`` against its target row of ``x``.
 
     A row whose loss improved by less than ``early_stop_tol`` (relative) over
-    :data:`EARLY_STOP_EVERY` steps leaves the batch. With ``create_graph`` the whole
-    trajectory stays differentiable, so that an attack can backpropagate from z_m to ``x``.
+    :data:`EARLY_STOP_EVERY` steps stops moving; it stays in the chunk, so that no row's
+    arithmetic depends on when its neighbours stop. With ``create_graph`` the steps from
+    ``graph_from`` on stay differentiable, so that an attack can backpropagate from z_m to ``x``.
     """
-    if create_graph and early_stop_tol is not None:
-        raise ValueError("early stopping cuts rows out of the graph; use create_graph without it")
     record = set(record) | {steps}
-    z_done, active = z.detach().clone(), torch.arange(z.shape[0], device=z.device)
+    active = torch.ones(z.shape[0], dtype=torch.bool, device=z.device)
     steps_run = torch.full((z.shape[0],), steps, dtype=torch.int64, device=z.device)
     snapshots: dict[int, torch.Tensor] = {}
+    step_sizes: dict[int, torch.Tensor] = {}
     last_check: torch.Tensor | None = None
-    rule.begin(z)
+    z = z.detach()
+    rule.begin(z, lambda trial: objective(trial, x.detach())[0].detach())
     with torch.enable_grad():  # gradients in z are needed, even under torch.no_grad()
         for step in range(steps + 1):
             if step in record:
-                snapshots[step] = z_done.index_copy(0, active, z)
-            if step == steps or active.numel() == 0:
+                snapshots[step] = z
+            if step == steps or not bool(active.any()):
                 break
-            if not (create_graph and z.requires_grad):
+            graph = create_graph and step >= graph_from
+            if not (graph and z.requires_grad):
                 z = z.detach().requires_grad_(True)
-            loss, _ = objective(z, x)
-            (grad,) = torch.autograd.grad(loss.sum(), z, create_graph=create_graph)
-            with torch.set_grad_enabled(create_graph):
-                z = rule.step(z, grad, step)
+            loss, _ = objective(z, x if graph else x.detach())
+            (grad,) = torch.autograd.grad(loss.sum(), z, create_graph=graph)
+            loss = loss.detach().clone()  # a CUDA graph reuses its output buffer
+            with torch.set_grad_enabled(graph):
+                moved = rule.step(z, grad, loss, step)
+                z = moved if early_stop_tol is None else torch.where(active[:, None], moved, z)
+            z = z if graph else z.detach()
+            if step in record:
+                step_sizes[step] = rule.step_size(z)
             if early_stop_tol is None or (step + 1) % EARLY_STOP_EVERY:
                 continue
-            current_loss = loss.detach().clone()  # a CUDA graph reuses its output buffer
             if last_check is not None:
-                improved = (last_check - current_loss) > early_stop_tol * current_loss.abs()
-                if not bool(improved.all()):
-                    frozen = ~improved
-                    z_done[active[frozen]] = z[frozen].detach()
-                    steps_run[active[frozen]] = step + 1
-                    active, z, x = active[improved], z[improved], x[improved]
-                    current_loss = current_loss[improved]
-                    rule.keep(improved)
-            last_check = current_loss
+                stalled = active & ~((last_check - loss) > early_stop_tol * loss.abs())
+                steps_run[stalled] = step + 1
+                active = active & ~stalled
+            last_check = loss
     for s in record:
-        snapshots.setdefault(s, z_done.index_copy(0, active, z.detach()))
-    return Descent(snapshots, steps_run)
+        snapshots.setdefault(s, z)
+    if not create_graph:
+        snapshots = {s: v.detach() for s, v in snapshots.items()}
+    return Descent(snapshots, steps_run, step_sizes)
 
 
 @dataclass
@@ -234,22 +137,19 @@ class CleaningResult:
 class Cowboy:
     """Detect adversarial inputs with D and clean them with G and D (Algorithm 1).
 
+    Cleaning is a function of its input: every forward and backward runs on chunks of exactly
+    ``execution.rows`` rows (the last one padded with fixed filler), and restart k of every
+    input starts from the same z0 (drawn from ``seed``), so that an input's result is the same
+    bits alone, in any batch and in any chunking, on one device.
+
     Args:
         generator: G, mapping z ~ N(0, I) of size ``generator.latent_dim`` to an input.
         discriminator: D, returning logits; D(x) = sigmoid(logit).
-        sigma: the Gaussian width of eq. (4); trades reconstruction against realness.
-        steps: gradient steps m.
-        lr: step size eta.
-        restarts: random z0 per input; the one with the lowest final L is kept.
-        method: "cowboy" (eq. 4) or "defense_gan" (the D term dropped).
-        optimizer: "gd" (the paper), "momentum" or "adam".
+        settings: the algorithm's :class:`Settings`; keyword arguments override single fields
+            (``Cowboy(g, d, steps=50)``).
         threshold: D-score below which :meth:`detect` flags an input (see :meth:`calibrate`).
-        lam: the D term's weight in the equivalent form ``1/2 ||G(z)-x||^2 + lam (-log D(G(z)))``
-            (eq. 4 times sigma^2, so lam = sigma^2), where the reconstruction step does not
-            change with the D weight; None uses eq. 4 with ``sigma``.
-        early_stop_tol: a row stops once its loss improved by less than this fraction over
-            50 steps; None runs every row for all steps.
-        execution: how G and D run (device, batch size, exact speed rewrites).
+        p: the L^p average the threshold was calibrated with.
+        execution: how G and D run (device, chunk size, exact speed rewrites).
     """
 
     def __init__(
@@ -257,30 +157,27 @@ class Cowboy:
         generator: nn.Module,
         discriminator: nn.Module,
         *,
-        sigma: float = DEFAULT_SETTINGS.sigma,
-        steps: int = DEFAULT_SETTINGS.steps,
-        lr: float = DEFAULT_SETTINGS.lr,
-        restarts: int = DEFAULT_SETTINGS.restarts,
-        method: str | Method = DEFAULT_SETTINGS.method,
-        optimizer: str | Optimizer = DEFAULT_SETTINGS.optimizer,
+        settings: Settings | None = None,
         threshold: float | None = None,
-        early_stop_tol: float | None = DEFAULT_SETTINGS.early_stop_tol,
-        lam: float | None = DEFAULT_SETTINGS.lam,
+        p: float = 1.0,
         execution: Execution | None = None,
+        **overrides: Any,
     ) -> None:
-        if not (isinstance(sigma, int | float) and math.isfinite(sigma) and sigma > 0):
-            raise ValueError(f"sigma must be a positive finite number, got {sigma!r}")
-        if steps < 0 or not lr > 0 or restarts < 1:
-            raise ValueError(f"need steps >= 0, lr > 0 and restarts >= 1; got {steps}, {lr}, {restarts}")
-        self.sigma, self.steps, self.lr, self.restarts = float(sigma), int(steps), float(lr), int(restarts)
-        self.method, self.optimizer = Method.parse(method), Optimizer.parse(optimizer)
-        self.early_stop_tol = early_stop_tol
-        if lam is not None and not (math.isfinite(lam) and lam >= 0):
-            raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
-        self.lam = None if lam is None else float(lam)
-        self.threshold, self.p = threshold, 1.0
+        chosen = check_settings(asdict(settings or DEFAULT_SETTINGS) | overrides)
+        self._settings = chosen
+        self.sigma, self.steps, self.lr, self.restarts = (
+            chosen.sigma,
+            chosen.steps,
+            chosen.lr,
+            chosen.restarts,
+        )
+        self.method, self.optimizer = Method.parse(chosen.method), Optimizer.parse(chosen.optimizer)
+        self.early_stop_tol, self.lam = chosen.early_stop_tol, chosen.lam
+        self.threshold, self.p = threshold, p
         self.card: dict[str, Any] = {}  # what a loaded defence card says, provenance included
         self.execution = execution or Execution()
+        if self.execution.rows < self.restarts:
+            raise ValueError(f"a chunk of {self.execution.rows} rows cannot hold {self.restarts} restarts")
         self.device = torch.device(self.execution.device)
         self.latent_dim = int(getattr(generator, "latent_dim", 0))
         if self.latent_dim < 1:
@@ -293,11 +190,12 @@ class Cowboy:
         d_weight = 0.0 if self.method is Method.DEFENSE_GAN else d_weight
         sigma = self.sigma if self.lam is None else 1.0
         self.objective = Objective(self.generator, self.discriminator, sigma=sigma, d_weight=d_weight)
+        self._run_objective = self.execution.wrap(self.objective)
 
     @property
     def settings(self) -> Settings:
         """The algorithm's settings (what a defence card records)."""
-        return Settings(**{name: getattr(self, name) for name in Settings.__dataclass_fields__})
+        return self._settings
 
     @torch.no_grad()
     def _check_pair(self) -> tuple[int, ...]:
@@ -335,12 +233,11 @@ class Cowboy:
 
     # -- detection (section 3.3-3.4) ---------------------------------------------------
 
+    @torch.no_grad()
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """D(x) for each input, as float64 in (0, 1)."""
-        x = self.execution.format(self._check_inputs(x))
-        rows = self.execution.rows
-        logits = discriminator_logits(self.discriminator, x, batch_size=rows, device=self.device)
-        return scores_from_logits(logits)
+        logits = self.execution.map_rows(self.discriminator, self._check_inputs(x))
+        return scores_from_logits(logits.reshape(-1))
 
     def calibrate(
         self,
@@ -377,8 +274,10 @@ class Cowboy:
         return self.clean_detailed(x, seed=seed, latents=latents).images
 
     def initial_latents(self, n: int, seed: int) -> torch.Tensor:
-        """z0 for ``n`` inputs x restarts, from a CPU generator: independent of batch and device."""
-        return torch.randn(n * self.restarts, self.latent_dim, generator=torch.Generator().manual_seed(seed))
+        """z0 for ``n`` inputs x restarts: restart k of every input starts from the k-th draw of
+        ``seed`` (a CPU generator), so that no input's start depends on its neighbours."""
+        starts = torch.randn(self.restarts, self.latent_dim, generator=torch.Generator().manual_seed(seed))
+        return starts.repeat(n, 1)
 
     def update_rule(self) -> UpdateRule:
         return UPDATE_RULES[self.optimizer](lr=self.lr)
@@ -397,94 +296,95 @@ class Cowboy:
         """
         x = self._check_inputs(x)
         record = sorted({int(s) for s in record_at if 0 <= int(s) <= self.steps} | {self.steps})
-        n, r = x.shape[0], self.restarts
-        z0 = self.initial_latents(n, seed) if latents is None else latents
-        if z0.shape != (n * r, self.latent_dim):
-            raise ValueError(f"latents must have shape ({n * r}, {self.latent_dim}), got {tuple(z0.shape)}")
-        chunk = self._chunk_rows()
-        objective, rule = self.execution.wrap(self.objective), self.update_rule()
-        snapshot_z: dict[int, list[torch.Tensor]] = {s: [] for s in record}
-        steps_run: list[torch.Tensor] = []
+        z0 = self._starts(x.shape[0], seed, latents)
+        per = self.execution.rows // self.restarts
         bar = tqdm(
-            total=n * r,
+            total=x.shape[0],
             desc=f"clean ({self.method.value})",
-            unit="row",
+            unit="input",
             file=sys.stderr,
             disable=not self.execution.progress,
             mininterval=5.0,
             ascii=True,
         )
-        for start in range(0, n * r, chunk):
-            rows = slice(start, min(start + chunk, n * r))
-            x_rows = self.execution.format(x[rows.start // r : rows.stop // r].repeat_interleave(r, dim=0))
-            run = descend(
-                objective,
-                rule,
-                z0[rows].to(self.device),
-                x_rows,
-                steps=self.steps,
-                record=record,
-                early_stop_tol=self.early_stop_tol,
-            )
-            for s in record:
-                snapshot_z[s].append(run.snapshots[s])
-            steps_run.append(run.steps_run)
-            bar.update(rows.stop - rows.start)
+        parts = []
+        with torch.no_grad():
+            for start in range(0, x.shape[0], per):
+                rows = slice(start * self.restarts, (start + per) * self.restarts)
+                parts.append(self._clean_chunk(x[start : start + per], z0[rows], record))
+                bar.update(min(per, x.shape[0] - start))
         bar.close()
-        best_steps = torch.cat(steps_run).view(n, r).max(dim=1).values
-        chosen = {s: self._select(torch.cat(snapshot_z[s]), x) for s in record}
-        images, latents, loss = chosen[self.steps]
+        chosen = {
+            s: [torch.cat(column) for column in zip(*(p[0][s] for p in parts), strict=True)] for s in record
+        }
+        images, latents_m, loss = chosen[self.steps]
         return CleaningResult(
             images,
-            latents,
+            latents_m,
             loss,
-            best_steps,
+            torch.cat([p[1] for p in parts]),
             snapshots={s: c[0] for s, c in chosen.items()},
             snapshot_loss={s: c[2] for s, c in chosen.items()},
         )
 
     def clean_unrolled(self, x: torch.Tensor, *, seed: int = 0, last: int | None = None) -> torch.Tensor:
         """:meth:`clean`, differentiable in ``x`` through the last ``last`` steps (all of them by
-        default): the exact gradient an attack needs (double backward through G and D).
-
-        The first steps run without a graph; a memory-carrying update rule restarts its memory
-        where the graph begins (exact for plain GD).
-        """
-        n, r = self._check_inputs(x.detach()).shape[0], self.restarts
-        z = self.initial_latents(n, seed).to(self.device)
-        x_rows = self.execution.format(x.repeat_interleave(r, dim=0))
+        default): the exact gradient an attack needs (double backward through G and D). Its
+        value is the same bits as :meth:`clean`'s: the same chunks, z0 and steps."""
+        n = self._check_inputs(x.detach()).shape[0]
+        z0 = self._starts(n, seed, None)
         kept = self.steps if last is None else min(last, self.steps)
-        if kept < self.steps:
-            run = descend(self.objective, self.update_rule(), z, x_rows.detach(), steps=self.steps - kept)
-            z = run.snapshots[self.steps - kept]
-        z = descend(self.objective, self.update_rule(), z, x_rows, steps=kept, create_graph=True).snapshots[
-            kept
+        per = self.execution.rows // self.restarts
+        parts = [
+            self._clean_chunk(
+                x[start : start + per],
+                z0[start * self.restarts : (start + per) * self.restarts],
+                [self.steps],
+                graph_from=self.steps - kept,
+            )[0][self.steps][0]
+            for start in range(0, n, per)
         ]
-        loss, fake = self.objective(z, x_rows)
-        pick = torch.arange(n, device=loss.device) * r + loss.detach().view(n, r).argmin(dim=1)
-        return fake[pick]
+        return torch.cat(parts)
 
-    def _chunk_rows(self) -> int:
-        """Rows per chunk: whole inputs, each with all its restarts."""
-        return max(self.restarts, (self.execution.rows // self.restarts) * self.restarts)
+    def _starts(self, n: int, seed: int, latents: torch.Tensor | None) -> torch.Tensor:
+        z0 = self.initial_latents(n, seed) if latents is None else latents
+        if z0.shape != (n * self.restarts, self.latent_dim):
+            raise ValueError(
+                f"latents must have shape ({n * self.restarts}, {self.latent_dim}), got {tuple(z0.shape)}"
+            )
+        return z0
 
-    @torch.no_grad()
-    def _select(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Evaluate L at every row and keep, per input, the restart with the lowest L."""
-        n, r = x.shape[0], self.restarts
-        chunk = self._chunk_rows()
-        losses, images = [], []
-        for start in range(0, n * r, chunk):
-            stop = min(start + chunk, n * r)
-            x_rows = self.execution.format(x[start // r : stop // r].repeat_interleave(r, dim=0))
-            loss, fake = self.objective(z[start:stop].to(self.device), x_rows)
-            losses.append(loss)
-            images.append(fake)
-        loss_all = torch.cat(losses).view(n, r)
-        best = loss_all.argmin(dim=1)
-        pick = torch.arange(n, device=best.device) * r + best
-        best_loss = loss_all.gather(1, best[:, None])[:, 0]
-        return torch.cat(images)[pick].contiguous(), z.to(self.device)[pick], best_loss
+    def _clean_chunk(
+        self, x: torch.Tensor, z0: torch.Tensor, record: list[int], *, graph_from: int | None = None
+    ) -> tuple[dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]], torch.Tensor]:
+        """One padded chunk of whole inputs: per recorded step, the best restart's image, z and
+        L per input; and the steps each input's restarts ran (the most of them)."""
+        k, r, rows = x.shape[0], self.restarts, self.execution.rows
+        x_rows = self.execution.format(pad_rows(x.repeat_interleave(r, dim=0), rows))
+        run = descend(
+            self._run_objective,
+            self.update_rule(),
+            pad_rows(z0, rows).to(self.device),
+            x_rows,
+            steps=self.steps,
+            record=record,
+            early_stop_tol=self.early_stop_tol,
+            create_graph=graph_from is not None,
+            graph_from=graph_from or 0,
+        )
+        chosen = {s: self._best_restart(run.snapshots[s], x_rows, k) for s in record}
+        return chosen, run.steps_run[: k * r].view(k, r).max(dim=1).values
+
+    def _best_restart(
+        self, z: torch.Tensor, x_rows: torch.Tensor, k: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Evaluate L on the whole padded chunk and keep, per input, the restart with the lowest."""
+        with torch.set_grad_enabled(z.requires_grad):
+            loss, fake = self._run_objective(z, x_rows)
+        r = self.restarts
+        best = loss[: k * r].detach().view(k, r).argmin(dim=1)
+        pick = torch.arange(k, device=best.device) * r + best
+        return fake[pick], z[pick], loss[pick]
 
     # -- the defence card --------------------------------------------------------------
 
@@ -493,27 +393,33 @@ class Cowboy:
         cleaning settings, with where each came from (``provenance``)."""
         if self.threshold is None:
             raise ValueError("a defence card needs a threshold: call calibrate() first")
-        card = {
-            "input_shape": list(self.input_shape),
-            "threshold": self.threshold,
-            "p": self.p,
-            "settings": asdict(self.settings),
-            "provenance": provenance or {},
-        }
         generator, discriminator = self.sources
-        save_models(path, {"generator": generator, "discriminator": discriminator}, {"defense": card})
+        save_card(
+            path,
+            generator,
+            discriminator,
+            input_shape=self.input_shape,
+            threshold=self.threshold,
+            p=self.p,
+            settings=self.settings,
+            provenance=provenance or {},
+        )
 
     @classmethod
     def load(cls, path: PathLike, *, execution: Execution | None = None, **overrides: Any) -> Cowboy:
-        """The defence a card describes; ``overrides`` replace its settings (say ``steps=50``)."""
-        models, meta = load_models(path, device=(execution or Execution()).device)
-        card = meta.get("defense")
-        if not isinstance(card, dict) or not {"generator", "discriminator"} <= set(models):
-            raise ValueError(f"{path}: not a defence card; the pipeline writes results/defense/*.safetensors")
-        settings = card["settings"] | overrides
-        generator, discriminator = models["generator"], models["discriminator"]
-        defense = cls(generator, discriminator, threshold=card["threshold"], execution=execution, **settings)
-        defense.p, defense.card = float(card["p"]), card
+        """The defence a card describes, every field checked (:mod:`cowboy_core.card`);
+        ``overrides`` replace its settings (say ``steps=50``)."""
+        generator, discriminator, card = read_card(path, device=(execution or Execution()).device)
+        settings = check_settings(card["settings"] | overrides, where="overrides")
+        defense = cls(
+            generator,
+            discriminator,
+            settings=settings,
+            threshold=card["threshold"],
+            p=card["p"],
+            execution=execution,
+        )
+        defense.card = card
         if list(defense.input_shape) != list(card["input_shape"]):
-            raise ValueError(f"{path}: G makes {defense.input_shape}, the card says {card['input_shape']}")
+            raise CardError(f"{path}: G makes {defense.input_shape}, the card says {card['input_shape']}")
         return defense

@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cleaning import DEFAULT_SETTINGS, Cowboy, Method, Optimizer
+from .cleaning import Cowboy
 from .defended import Policy, apply_policy
 from .fastpath import Execution
 from .io import CheckpointError, atomic_path, load_models
+from .settings import DEFAULT_SETTINGS, Method
+from .updates import Optimizer
 
 IMAGE_SUFFIXES = (".png",)
 

@@ -53,11 +53,9 @@ def apply_policy(
     if policy is Policy.REJECT:
         rejected = flagged.clone()
     elif bool(flagged.any()):
-        # z0 of every row is drawn, so that an input's start depends on its place in the
-        # batch, not on which other inputs were flagged.
-        rows = flagged.cpu().repeat_interleave(defense.restarts)
-        z0 = defense.initial_latents(x.shape[0], seed)[rows]
-        inputs[flagged] = defense.clean(x[flagged.to(x.device)], latents=z0).to(inputs.dtype)
+        # An input's cleaning depends on nothing but itself and the seed (Cowboy's chunks and
+        # z0), so which other inputs were flagged cannot change it.
+        inputs[flagged] = defense.clean(x[flagged.to(x.device)], seed=seed).to(inputs.dtype)
         cleaned = flagged.clone()
     return inputs, DefenseReport(scores=scores, flagged=flagged, cleaned=cleaned, rejected=rejected)
 
@@ -120,8 +118,8 @@ class DefendedClassifier(nn.Module):
     def defend(self, x: torch.Tensor) -> tuple[torch.Tensor, DefenseReport]:
         """Logits and the report for a batch ``x`` in [-1, 1]."""
         inputs, report = apply_policy(self.defense, x, self.policy, seed=self.seed)
-        with torch.no_grad():
-            logits = self.classifier(inputs).float()
+        with torch.no_grad():  # in the defence's padded chunks: the same bits in any batch
+            logits = self.defense.execution.map_rows(self.classifier, inputs).float()
         if bool(report.rejected.any()):
             logits[report.rejected.to(logits.device)] = float("nan")
         return logits, report

@@ -6,7 +6,8 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(workflow.basedir)))
 
 from cowboy_core.attacks import NO_ATTACK, attack_pattern, parse_attack
-from cowboy_core.cleaning import Method, Optimizer
+from cowboy_core.settings import Method
+from cowboy_core.updates import Optimizer
 from cowboy_core.workflow.config import (
     ConfigError,
     canonical,
@@ -223,23 +224,30 @@ def cleaning_params(wildcards):
     return canonical({key: CLEANING[key] for key in ("lr", "restarts", "optimizer", "early_stop_tol")})
 
 
-def card_settings(wildcards):
-    """What a defence card deploys: the cleaning of Tables 1-2, with the D term."""
-    return canonical(
-        {**cleaning_params(wildcards), "sigma": CLEANING["sigma"], "steps": TABLE_STEPS, "method": "cowboy"}
-    )
+def card_fixed():
+    """Card settings the grid does not vary: cowboy's objective, the cleaning's early stopping."""
+    return {"method": "cowboy", "early_stop_tol": CLEANING["early_stop_tol"]}
+
+
+def card_grid_setting(wildcards):
+    """One named setting of the card's validation grid; unnamed fields are the cleaning's."""
+    defaults = {key: CLEANING[key] for key in ("sigma", "steps", "lr", "restarts", "optimizer")}
+    return canonical({**defaults, **config["card"]["grid"][wildcards.setting], **card_fixed()})
+
+
+def card_grid_files(wildcards):
+    return [
+        f"results/defense/{wildcards.dataset}/grid/{setting}.parquet" for setting in config["card"]["grid"]
+    ]
+
+
+def calibration_attack_file(wildcards):
+    attack = config["detection"]["calibration_attack"]
+    return f"results/attacks/{wildcards.dataset}/val/{attack}.safetensors"
 
 
 def defense_cards():
     return [f"results/defense/{ds}.safetensors" for ds in DATASETS]
-
-
-def table_score_files(wildcards):
-    return score_files("test")
-
-
-def validation_score_files(wildcards):
-    return score_files("val")
 
 
 def cowboy_grid_files():

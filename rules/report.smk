@@ -6,6 +6,7 @@ localrules:
     figure_gan_quality,
     reproduction,
     defense_card,
+    card_choice,
     deployment_table,
     deployment_curve,
     robustness_report,
@@ -122,18 +123,3 @@ rule reproduction:
         "../workflow_scripts/reproduction.py"
 
 
-# What users deploy: one card per dataset (G, D, threshold, cleaning settings, provenance).
-rule defense_card:
-    input:
-        data="results/data/{dataset}/eval.safetensors",
-        gan=final_gan,
-        detection="results/detection.csv",
-        sweep="results/sweep.csv",
-    output:
-        "results/defense/{dataset}.safetensors",
-    params:
-        settings=card_settings,
-    log:
-        "results/logs/defense_card/{dataset}.log",
-    script:
-        "../workflow_scripts/defense_card.py"

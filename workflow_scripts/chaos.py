@@ -4,7 +4,7 @@ the robustness issue): one row per dataset and cleaning method."""
 import pandas as pd
 
 from cowboy_core import Cowboy, Execution
-from cowboy_core.adaptive import chaos_report
+from cowboy_core.diagnostics import chaos_report
 from cowboy_core.io import write_dataframe
 from cowboy_core.workflow.runtime import load_checked, load_split, start_job
 

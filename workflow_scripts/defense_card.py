@@ -1,22 +1,32 @@
-"""The defence card users load: G, D, the calibrated threshold and the cleaning settings,
-with where each number came from."""
+"""The defence card users load: G, D, the calibrated threshold and the cleaning settings the
+validation chooser picked (results/defense/{dataset}.choice.csv), with where each came from."""
 
-import numpy as np
+import sys
+
 import pandas as pd
 
 from cowboy_core import Cowboy, Execution
 from cowboy_core.workflow.runtime import load_checked, load_split, start_job
 
 device = start_job(snakemake)
-wc, params = snakemake.wildcards, snakemake.params
+wc = snakemake.wildcards
 _, _, _, meta = load_split(snakemake.input.data, "val")
 generator, discriminator = load_checked(snakemake.input.gan, meta, device, "generator", "discriminator")
 detection = pd.read_csv(snakemake.input.detection).query("dataset == @wc.dataset").iloc[0]
-settings = dict(params.settings)
+grid = pd.read_csv(snakemake.input.choice)
+winner = grid[grid["chosen"]]
+if winner.empty:
+    sys.stderr.write(
+        f"cowboy: no setting in {snakemake.input.choice} keeps every flip rate at most "
+        f"{grid['max_flip_rate'].iloc[0]}; add stable settings to card.grid or relax card.max_flip_rate\n"
+    )
+    sys.exit(2)
+chosen = winner.iloc[0]
+keys = ("method", "optimizer", "lr", "steps", "sigma", "restarts")
+settings = {key: chosen[key].item() if hasattr(chosen[key], "item") else chosen[key] for key in keys}
+settings |= snakemake.params.fixed
 defense = Cowboy(generator, discriminator, **settings, execution=Execution(device=device))
 defense.threshold, defense.p = float(detection["threshold"]), float(detection["p"])
-sweep = pd.read_csv(snakemake.input.sweep).query("dataset == @wc.dataset and method == @settings['method']")
-at_setting = sweep[np.isclose(sweep["sigma"], settings["sigma"]) & (sweep["steps"] == settings["steps"])]
 provenance = {
     "gan": snakemake.input.gan,
     "threshold": {
@@ -27,8 +37,14 @@ provenance = {
         "calibration_accuracy_drop": float(detection["calibration_accuracy_drop"]),
     },
     "settings": {
-        "source": "config: cleaning.{sigma,steps,lr,optimizer,restarts,early_stop_tol}",
-        "validation_accuracy": at_setting[["attack", "accuracy", "n"]].to_dict("records"),
+        "source": snakemake.input.choice,
+        "rule": f"highest {chosen['objective_name']} with every flip rate <= {chosen['max_flip_rate']}",
+        "chosen": str(chosen["setting"]),
+        "objective": float(chosen["objective"]),
+        "validation_accuracy_clean": float(chosen["accuracy_clean"]),
+        "validation_accuracy_attack": float(chosen["accuracy_attack"]),
+        "flip_rates": {c: float(chosen[f"flip_rate_{c}"]) for c in ("alone", "rechunked", "perturbed")},
+        "validation_images": int(chosen["n"]),
     },
 }
 defense.save(snakemake.output[0], provenance=provenance)

@@ -14,6 +14,7 @@ from ..cleaning import Cowboy
 from ..detection import discriminator_logits, scores_from_logits
 from ..evaluation import paired_comparison, wilson_interval
 from ..training import predict
+from .choice import choose
 
 
 def cleaning_curve(
@@ -100,7 +101,12 @@ def choose_setting(validation: pd.DataFrame, *, max_flip_rate: float = 0.01) -> 
     grid["ci_low"], grid["ci_high"] = zip(*intervals, strict=True) if intervals else ([], [])
     chosen: dict[str, Any] = {}
     for method, rows in grid.groupby("method", sort=True):
-        stable = rows[rows["flip_rate"].fillna(1.0) <= max_flip_rate]
+        picked = choose(
+            rows, objective="accuracy", constraints={"flip_rate": max_flip_rate}, tie_break=["steps"]
+        )
+        stable = picked[picked["chosen"]]
+        # No stable setting: the study still needs one per method, so it takes the best and
+        # says so in "stable_setting_found" (the card's chooser refuses instead).
         best = (stable if len(stable) else rows).iloc[0]
         chosen[str(method)] = {
             "setting": {k: _plain(best[k]) for k in SETTING_KEYS if k != "method"},

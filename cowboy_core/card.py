@@ -1,0 +1,110 @@
+"""The defence card: G, D, the section 3.4 threshold and p, the cleaning settings and their
+provenance, in one safetensors file. Every field is checked when a card is read, because a
+card is what users deploy: a NaN threshold would switch detection off without a word.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Any
+
+from torch import nn
+
+from .io import CheckpointError, PathLike, load_models, save_models
+from .settings import Settings, SettingsError, check_settings, finite_number, plain_integer
+
+CARD_KEYS = {"input_shape", "threshold", "p", "settings", "provenance"}
+
+
+class CardError(CheckpointError):
+    """A defence card that is missing, corrupt, tampered with or out of range."""
+
+
+def check_card(card: Any) -> dict[str, Any]:
+    """The card's header, every field range-checked; :class:`CardError` names the bad one."""
+    if not isinstance(card, dict):
+        raise CardError("not a defence card; the pipeline writes results/defense/*.safetensors")
+    unknown, missing = sorted(set(card) - CARD_KEYS), sorted(CARD_KEYS - set(card))
+    if unknown or missing:
+        which = f"unknown key {unknown[0]!r}" if unknown else f"missing key {missing[0]!r}"
+        raise CardError(f"{which} in the card; a card has exactly {', '.join(sorted(CARD_KEYS))}")
+    threshold, p, shape = card["threshold"], card["p"], card["input_shape"]
+    if not (finite_number(threshold) and 0 < threshold < 1):
+        raise CardError(
+            f"threshold = {threshold!r} is out of range; a D-score threshold is finite, in (0, 1)"
+        )
+    if not (p == math.inf or (finite_number(p) and p >= 1)):
+        raise CardError(f"p = {p!r} is out of range; the L^p average needs p >= 1 (or inf)")
+    if not (isinstance(shape, list) and shape and all(plain_integer(s) and s > 0 for s in shape)):
+        raise CardError(f"input_shape = {shape!r} must be a list of positive integers")
+    if not isinstance(card["provenance"], dict):
+        raise CardError("provenance must be a mapping; rewrite the card with the pipeline")
+    try:
+        check_settings(card["settings"])
+    except SettingsError as err:
+        raise CardError(str(err)) from None
+    return card
+
+
+def save_card(
+    path: PathLike,
+    generator: nn.Module,
+    discriminator: nn.Module,
+    *,
+    input_shape: tuple[int, ...],
+    threshold: float,
+    p: float,
+    settings: Settings,
+    provenance: dict[str, Any],
+) -> None:
+    """Write a card after checking it as :func:`read_card` will."""
+    card = {
+        "input_shape": list(input_shape),
+        "threshold": float(threshold),
+        "p": float(p),
+        "settings": asdict(settings),
+        "provenance": provenance,
+    }
+    check_card(card)
+    save_models(path, {"generator": generator, "discriminator": discriminator}, {"defense": card})
+
+
+def read_card(path: PathLike, *, device: Any = "cpu") -> tuple[nn.Module, nn.Module, dict[str, Any]]:
+    """G, D and the checked header of the card at ``path``."""
+    models, meta = load_models(path, device=device)
+    if "defense" not in meta or not {"generator", "discriminator"} <= set(models):
+        raise CardError(f"{path}: not a defence card; the pipeline writes results/defense/*.safetensors")
+    try:
+        card = check_card(meta["defense"])
+    except CardError as err:
+        raise CardError(f"{path}: {err}") from None
+    return models["generator"], models["discriminator"], card
+
+
+def describe(card: dict[str, Any]) -> str:
+    """A card's header for people: threshold, settings and provenance."""
+    lines = [
+        f"input shape: {tuple(card['input_shape'])}",
+        f"threshold:   {card['threshold']:.6g} (L^p average of D, p = {card['p']:g})",
+        "settings:",
+        *(f"  {key}: {value}" for key, value in card["settings"].items()),
+        "provenance:",
+    ]
+    lines += _nested(card["provenance"], indent=2)
+    return "\n".join(lines)
+
+
+def _nested(value: Any, indent: int) -> list[str]:
+    pad = " " * indent
+    if isinstance(value, dict):
+        out = []
+        for key, inner in value.items():
+            if isinstance(inner, dict | list) and inner:
+                out += [f"{pad}{key}:", *_nested(inner, indent + 2)]
+            else:
+                out.append(f"{pad}{key}: {inner}")
+        return out
+    if isinstance(value, list):
+        return [line for item in value for line in _nested(item, indent)] if value else [f"{pad}[]"]
+    return [f"{pad}- {value}"]

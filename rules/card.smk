@@ -1,0 +1,52 @@
+# What users deploy: one card per dataset (G, D, threshold, cleaning settings, provenance).
+# Its cleaning settings are chosen on the validation split by a rule: every setting of
+# card.grid is measured (accuracy on clean and calibration-attack images after cleaning, and
+# how often a prediction flips alone, in another chunking or under a 1e-4 perturbation),
+# and the best objective among the settings with every flip rate <= card.max_flip_rate wins.
+rule card_grid:
+    input:
+        data="results/data/{dataset}/eval.safetensors",
+        classifier="results/models/{dataset}/classifier.safetensors",
+        gan=final_gan,
+        attack=calibration_attack_file,
+    output:
+        "results/defense/{dataset}/grid/{setting}.parquet",
+    params:
+        setting=card_grid_setting,
+        card=canonical({k: v for k, v in config["card"].items() if k != "grid"}),
+        seed=SEED,
+    log:
+        "results/logs/card_grid/{dataset}/{setting}.log",
+    benchmark:
+        "results/benchmarks/card_grid/{dataset}/{setting}.tsv"
+    script:
+        "../workflow_scripts/card_grid.py"
+
+
+rule card_choice:
+    input:
+        card_grid_files,
+    output:
+        report("results/defense/{dataset}.choice.csv", category="Beyond the paper", caption="../report/card.rst"),
+    params:
+        card=canonical({k: v for k, v in config["card"].items() if k != "grid"}),
+    log:
+        "results/logs/card_choice/{dataset}.log",
+    script:
+        "../workflow_scripts/card_choice.py"
+
+
+rule defense_card:
+    input:
+        data="results/data/{dataset}/eval.safetensors",
+        gan=final_gan,
+        detection="results/detection.csv",
+        choice="results/defense/{dataset}.choice.csv",
+    output:
+        "results/defense/{dataset}.safetensors",
+    params:
+        fixed=card_fixed(),
+    log:
+        "results/logs/defense_card/{dataset}.log",
+    script:
+        "../workflow_scripts/defense_card.py"

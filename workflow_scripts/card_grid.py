@@ -1,0 +1,36 @@
+"""One setting of the defence card's validation grid: clean the first validation images and
+the calibration attack's versions of them, alone, in another chunking and perturbed, and
+record per image what the chooser needs (cowboy_core.workflow.choice.measure_setting)."""
+
+from cowboy_core import Cowboy, Execution
+from cowboy_core.io import load_tensors, write_dataframe
+from cowboy_core.workflow.choice import measure_setting
+from cowboy_core.workflow.runtime import LOG, load_checked, load_split, start_job
+
+device = start_job(snakemake)
+wc, params = snakemake.wildcards, snakemake.params
+images, labels, _, meta = load_split(snakemake.input.data, "val")
+attacked = load_tensors(snakemake.input.attack)[0]["adversarial"]
+n = params.card["images"]
+if attacked.shape[0] < n:
+    raise ValueError(
+        f"card.images = {n} but the calibration attack has {attacked.shape[0]} validation images; "
+        "lower card.images or raise validation_attack_size"
+    )
+(classifier,) = load_checked(snakemake.input.classifier, meta, device, "classifier")
+generator, discriminator = load_checked(snakemake.input.gan, meta, device, "generator", "discriminator")
+LOG.info("setting %s: %s", wc.setting, params.setting)
+defense = Cowboy(generator, discriminator, **params.setting, execution=Execution.from_env(device=device))
+rows = measure_setting(
+    classifier.eval(),
+    defense,
+    images[:n].to(device),
+    attacked[:n].to(device),
+    labels[:n],
+    seed=params.seed,
+    alone_images=params.card["alone_images"],
+    perturbation=params.card["perturbation"],
+    trajectories=params.card["trajectories"],
+)
+rows = rows.assign(dataset=wc.dataset, setting=wc.setting, **params.setting)
+write_dataframe(rows, snakemake.output[0])
