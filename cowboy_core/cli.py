@@ -6,6 +6,7 @@ Exit codes: 0 on success, 2 for bad arguments or input (one-line message on stde
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .card import describe, read_card
 from .cleaning import Cowboy
 from .defended import Policy, apply_policy
 from .fastpath import Execution
@@ -141,6 +143,8 @@ def build_defense(args: argparse.Namespace) -> Cowboy:
     except CheckpointError as err:
         raise InputError(str(err)) from err
     threshold = threshold_from(args)
+    if threshold is not None and not (math.isfinite(threshold) and 0 < threshold < 1):
+        raise InputError(f"threshold {threshold!r} is out of range; a D-score threshold is finite, in (0, 1)")
     defense.threshold = threshold if threshold is not None else defense.threshold
     return defense
 
@@ -161,7 +165,8 @@ def _parser() -> argparse.ArgumentParser:
             "                --images x.npy --out scores.csv\n"
             "  cowboy detect --defense CARD --images pngs/ --out flags.csv\n"
             "  cowboy clean  --defense CARD --images x.npy --out cleaned/   (only the flagged)\n"
-            "  cowboy clean  --defense CARD --images x.npy --out cleaned/ --policy clean-all"
+            "  cowboy clean  --defense CARD --images x.npy --out cleaned/ --policy clean-all\n"
+            "  cowboy show   results/defense/fashion_mnist.safetensors"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -195,6 +200,8 @@ def _parser() -> argparse.ArgumentParser:
     clean.add_argument("--method", choices=list(Method), help=f"({hint} {default.method})")
     clean.add_argument("--optimizer", choices=list(Optimizer), help=f"({hint} {default.optimizer})")
     clean.add_argument("--seed", type=int, default=0, help="seed of z0 (default 0)")
+    show = commands.add_parser("show", help="print a defence card: settings, threshold, provenance")
+    show.add_argument("card", type=Path, help="defence card (results/defense/*.safetensors)")
     commands.add_parser("score", parents=[common], help="write D(x) per image (CSV/Parquet)")
     commands.add_parser("detect", parents=[common, detect], help="write D(x) and flags (CSV/Parquet)")
     commands.add_parser(
@@ -204,6 +211,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.command == "show":
+        _, _, card = read_card(args.card)
+        print(describe(card))
+        return
     defense = build_defense(args)
     images, names = read_images(args.images, int(defense.input_shape[0]))
     if args.command == "clean":
@@ -223,6 +234,8 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "show":
+        args.defense = args.card
     if args.command != "clean":  # score and detect never clean
         for key in ("sigma", "steps", "lr", "restarts", "method", "optimizer"):
             setattr(args, key, None)

@@ -1,0 +1,124 @@
+"""The defence card is checked field by field on load: a tampered card is refused by
+Cowboy.load, DefendedClassifier.load and the command line, with exit code 2 and one line
+naming the field, never a traceback or a defence silently switched off."""
+
+import json
+import math
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from cowboy_core import Cowboy, DefendedClassifier
+from cowboy_core.card import CardError
+from cowboy_core.cli import main
+from cowboy_core.models import Classifier, freeze
+
+
+@pytest.fixture
+def card(tmp_path, tiny_gan, images):
+    g, d = tiny_gan
+    defense = Cowboy(g, d, steps=3, optimizer="backtracking")
+    defense.threshold = float(defense.score(images).mean())
+    path = tmp_path / "card.safetensors"
+    defense.save(path, provenance={"settings": {"source": "test"}})
+    return path
+
+
+def tamper(path, edit):
+    """Rewrite the card's JSON header as a person with a text editor would."""
+    with safe_open(str(path), framework="pt") as handle:
+        meta = dict(handle.metadata())
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+    header = json.loads(meta["defense"])
+    edit(header)
+    meta["defense"] = json.dumps(header)  # json writes NaN as NaN, as Python's own reader accepts
+    out = path.with_name("tampered.safetensors")
+    save_file(tensors, str(out), metadata=meta)
+    return out
+
+
+def _set(key, value, *, inside=None):
+    def edit(header):
+        (header[inside] if inside else header)[key] = value
+
+    return edit
+
+
+CASES = [
+    ("nan threshold", _set("threshold", math.nan), "threshold"),
+    ("threshold of 7", _set("threshold", 7), "threshold"),
+    ("threshold 'high'", _set("threshold", "high"), "threshold"),
+    ("threshold 0", _set("threshold", 0.0), "threshold"),
+    ("infinite threshold", _set("threshold", math.inf), "threshold"),
+    ("p below 1", _set("p", 0.5), "p = 0.5"),
+    ("p nan", _set("p", math.nan), "p = nan"),
+    ("unknown settings key", _set("magic", 1, inside="settings"), "unknown key 'magic'"),
+    ("negative steps", _set("steps", -3, inside="settings"), "settings.steps"),
+    ("fractional steps", _set("steps", 2.5, inside="settings"), "settings.steps"),
+    ("zero lr", _set("lr", 0, inside="settings"), "settings.lr"),
+    ("nan sigma", _set("sigma", math.nan, inside="settings"), "settings.sigma"),
+    ("unknown optimizer", _set("optimizer", "sgdx", inside="settings"), "settings.optimizer"),
+    ("unknown method", _set("method", "magic", inside="settings"), "settings.method"),
+    ("zero restarts", _set("restarts", 0, inside="settings"), "settings.restarts"),
+    ("boolean restarts", _set("restarts", True, inside="settings"), "settings.restarts"),
+    ("unknown top-level key", _set("backdoor", 1), "unknown key 'backdoor'"),
+    ("missing threshold", lambda h: h.pop("threshold"), "missing key 'threshold'"),
+    ("bad input shape", _set("input_shape", [1, -28, 28]), "input_shape"),
+    ("settings not a mapping", _set("settings", [1, 2]), "settings must be a mapping"),
+]
+
+
+@pytest.mark.parametrize(("name", "edit", "message"), CASES, ids=[c[0] for c in CASES])
+def test_tampered_card_is_refused_everywhere(card, tiny_gan, name, edit, message, capsys):
+    bad = tamper(card, edit)
+    with pytest.raises(CardError, match=message):
+        Cowboy.load(bad)
+    classifier = freeze(Classifier(channels=1, image_size=28))
+    with pytest.raises(CardError, match=message):
+        DefendedClassifier.load(bad, classifier)
+    assert main(["show", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message.split()[0].strip("'") in err and "Traceback" not in err
+
+
+def test_a_good_card_loads_and_shows(card, capsys):
+    defense = Cowboy.load(card)
+    assert defense.settings.optimizer == "backtracking" and 0 < defense.threshold < 1
+    assert main(["show", str(card)]) == 0
+    shown = capsys.readouterr().out
+    assert "threshold:" in shown and "optimizer: backtracking" in shown and "source: test" in shown
+
+
+def test_overrides_on_load_are_checked(card):
+    with pytest.raises(ValueError, match="overrides.steps"):
+        Cowboy.load(card, steps=-1)
+    assert Cowboy.load(card, steps=5).steps == 5
+
+
+def test_a_card_is_checked_before_it_is_written(tiny_gan, tmp_path, images):
+    g, d = tiny_gan
+    defense = Cowboy(g, d, threshold=float("nan"))
+    with pytest.raises(CardError, match="threshold"):
+        defense.save(tmp_path / "never.safetensors")
+    assert not (tmp_path / "never.safetensors").exists()
+
+
+def test_cli_refuses_an_out_of_range_threshold(card, tmp_path, capsys):
+    x = tmp_path / "x.pt"
+    torch.save(torch.zeros(2, 1, 28, 28), x)
+    code = main(
+        [
+            "detect",
+            "--defense",
+            str(card),
+            "--images",
+            str(x),
+            "--out",
+            str(tmp_path / "f.csv"),
+            "--threshold",
+            "nan",
+        ]
+    )
+    assert code == 2 and "threshold" in capsys.readouterr().err
