@@ -400,9 +400,28 @@ def run_suite(
                     seed=seed,
                 ),
             )
+    cleaning_policies = (Policy.CLEAN_ALL, Policy.DETECT_THEN_CLEAN)
+    # The primary white-box attack: the exact gradient, unrolled through every cleaning step
+    # (its forward pass is the deployed cleaning, bit for bit).
+    exact = DefendedModel(classifier, defense, gradient=Gradient.UNROLLED, seed=seed)
+    for loss, restarts in (("ce", suite.restarts), ("dlr", 1)):
+        idx = alive(*cleaning_policies)
+        evaluate(
+            f"unrolled_apgd_{loss}",
+            idx,
+            apgd(
+                exact,
+                x[idx],
+                y[idx],
+                epsilon=epsilon,
+                steps=suite.steps,
+                restarts=restarts,
+                loss=loss,
+                seed=seed,
+            ),
+        )
     model = DefendedModel(classifier, defense, seed=seed)
     evaluate("bpda_single_step", everything, single_step(model, x, y, epsilon=epsilon), worst_case=True)
-    cleaning_policies = (Policy.CLEAN_ALL, Policy.DETECT_THEN_CLEAN)
     idx = alive(*cleaning_policies)
     evaluate(
         "bpda_apgd_ce",
@@ -448,10 +467,10 @@ def run_suite(
     if checks:
         chk = np.arange(min(n, suite.check_images))
         evaluate(
-            "check_bpda_apgd_ce_2x",
+            "check_unrolled_apgd_ce_2x",
             chk,
             apgd(
-                model,
+                exact,
                 x[chk],
                 y[chk],
                 epsilon=epsilon,

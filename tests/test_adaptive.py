@@ -169,7 +169,7 @@ def test_checks_fail_when_square_beats_the_gradients():
         ("transfer_apgd_ce", [1] * 10),
         ("bpda_apgd_ce", [1] * 10),
         ("square", [0] * 10),
-        ("check_bpda_apgd_ce_2x", [1] * 10),
+        ("check_unrolled_apgd_ce_2x", [1] * 10),
         ("check_unbounded", [0] * 10),
     ]:
         rows.append(

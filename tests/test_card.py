@@ -92,7 +92,7 @@ def test_a_good_card_loads_and_shows(card, capsys):
 
 
 def test_overrides_on_load_are_checked(card):
-    with pytest.raises(ValueError, match="overrides.steps"):
+    with pytest.raises(ValueError, match=r"overrides\.steps"):
         Cowboy.load(card, steps=-1)
     assert Cowboy.load(card, steps=5).steps == 5
 

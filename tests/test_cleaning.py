@@ -52,7 +52,7 @@ def test_best_restart_has_lowest_loss(tiny_gan, images):
     )
     assert torch.allclose(multi.loss, each.min(dim=0).values, atol=1e-4)
     assert (each.max(dim=0).values > multi.loss + 1e-6).any()  # the restarts do differ
-    loss, fake = single.objective(multi.latents, images)
+    _, fake = single.objective(multi.latents, images)
     assert torch.allclose(fake, multi.images, atol=1e-5)
 
 

@@ -87,7 +87,7 @@ def carlini_checks(per_image: pd.DataFrame, *, epsilon: float) -> pd.DataFrame:
         gradient = [a for a in by_attack if a not in ("square", "clean") and not a.startswith("check_")]
         worst = pd.concat([by_attack[a] for a in gradient], axis=1).min(axis=1)
         doubled, unbounded = (
-            by_attack.get("check_bpda_apgd_ce_2x", empty),
+            by_attack.get("check_unrolled_apgd_ce_2x", empty),
             by_attack.get("check_unbounded", empty),
         )
         single, transfer = by_attack.get("bpda_single_step", empty), by_attack.get("transfer_apgd_ce", empty)
