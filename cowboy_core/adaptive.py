@@ -297,6 +297,12 @@ class Suite:
     fresh_images: int = 100
     check_images: int = 100
 
+    def scaled(self, factor: int) -> Suite:
+        """Every budget times ``factor`` (steps, restarts, EOT, queries): the convergence check.
+        The image counts stay: the check compares the same images."""
+        budgets = ("steps", "restarts", "eot", "fresh_steps", "surrogate_steps", "square_queries")
+        return replace(self, **{name: getattr(self, name) * factor for name in budgets})
+
 
 FRESH_SEED = 1_000_003  # the seed a fresh query draws when the deployer does not fix one
 UNDEFENDED = "undefended"  # the "policy" of the bare classifier

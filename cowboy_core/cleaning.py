@@ -236,8 +236,11 @@ class Cowboy:
     @torch.no_grad()
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """D(x) for each input, as float64 in (0, 1)."""
-        logits = self.execution.map_rows(self.discriminator, self._check_inputs(x))
-        return scores_from_logits(logits.reshape(-1))
+        # The sigmoid runs inside the padded chunks too: a vectorised elementwise kernel and
+        # its scalar tail can differ in the last bit, so a row's value must not depend on n.
+        return self.execution.map_rows(
+            lambda rows: scores_from_logits(self.discriminator(rows).reshape(-1)), self._check_inputs(x)
+        )
 
     def calibrate(
         self,

@@ -51,6 +51,7 @@ rule robustness:
         "results/robustness/{dataset}/{defense}_eps{epsilon}.parquet",
     params:
         robustness=canonical(config["robustness"]),
+        scale=1,
         seed=SEED,
     log:
         "results/logs/robustness/{dataset}/{defense}_eps{epsilon}.log",
@@ -60,20 +61,35 @@ rule robustness:
         "../workflow_scripts/robustness.py"
 
 
+# The convergence check: the whole suite at twice every budget, on the first double_images.
+use rule robustness as robustness_doubled with:
+    output:
+        "results/robustness/{dataset}/{defense}_eps{epsilon}_x2.parquet",
+    params:
+        robustness=canonical(config["robustness"]),
+        scale=2,
+        seed=SEED,
+    log:
+        "results/logs/robustness/{dataset}/{defense}_eps{epsilon}_x2.log",
+    benchmark:
+        "results/benchmarks/robustness/{dataset}/{defense}_eps{epsilon}_x2.tsv"
+
+
 rule chaos:
     input:
         data="results/data/{dataset}/eval.safetensors",
         classifier="results/models/{dataset}/classifier.safetensors",
         card="results/defense/{dataset}.safetensors",
     output:
-        "results/robustness/{dataset}/{method}_chaos.csv",
+        "results/robustness/{dataset}/{method}_{settings}_chaos.csv",
     params:
         images=config["robustness"]["chaos_images"],
+        overrides=chaos_overrides,
         seed=SEED,
     log:
-        "results/logs/robustness/{dataset}/{method}_chaos.log",
+        "results/logs/robustness/{dataset}/{method}_{settings}_chaos.log",
     benchmark:
-        "results/benchmarks/robustness/{dataset}/{method}_chaos.tsv"
+        "results/benchmarks/robustness/{dataset}/{method}_{settings}_chaos.tsv"
     script:
         "../workflow_scripts/chaos.py"
 
@@ -81,8 +97,12 @@ rule chaos:
 rule robustness_report:
     input:
         robustness=robustness_files(),
+        doubled=robustness_files(doubled=True),
         chaos=chaos_files(),
     output:
+        convergence=report(
+            "results/robustness_convergence.csv", category="Beyond the paper", caption="../report/robustness.rst"
+        ),
         table=report("results/robustness.csv", category="Beyond the paper", caption="../report/robustness.rst"),
         checks=report("results/robustness_checks.csv", category="Beyond the paper", caption="../report/robustness.rst"),
         chaos=report("results/chaos.csv", category="Beyond the paper", caption="../report/robustness.rst"),

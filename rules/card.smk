@@ -1,4 +1,5 @@
-# What users deploy: one card per dataset (G, D, threshold, cleaning settings, provenance).
+# What users deploy: one card per dataset (G, D, threshold, cleaning settings, provenance),
+# from the validation split only: the test images never touch it.
 # Its cleaning settings are chosen on the validation split by a rule: every setting of
 # card.grid is measured (accuracy on clean and calibration-attack images after cleaning, and
 # how often a prediction flips alone, in another chunking or under a 1e-4 perturbation),
@@ -40,12 +41,13 @@ rule defense_card:
     input:
         data="results/data/{dataset}/eval.safetensors",
         gan=final_gan,
-        detection="results/detection.csv",
+        val_scores=final_val_scores,
         choice="results/defense/{dataset}.choice.csv",
     output:
         "results/defense/{dataset}.safetensors",
     params:
         fixed=card_fixed(),
+        detection=canonical(config["detection"]),
     log:
         "results/logs/defense_card/{dataset}.log",
     script:

@@ -39,7 +39,7 @@ wildcard_constraints:
     attack=f"{NO_ATTACK}|{attack_pattern()}",
     defense="|".join(["none", *Method]),
     method="|".join(Method),
-    epsilon=r"[0-9.e+-]+",
+    epsilon=r"[0-9.]+(e[+-]?[0-9]+)?",
     sigma=r"[0-9.e+-]+",
     run_steps=r"\d+",
     ckpt=r"\d+",
@@ -50,6 +50,7 @@ wildcard_constraints:
     lr=r"[0-9.e+-]+",
     restarts=r"\d+",
     n=r"\d+",
+    settings="card|paper",
 
 
 def gan_steps(dataset):
@@ -274,6 +275,7 @@ def deployment_attack_files(wildcards):
 
 ROBUSTNESS_OUTPUTS = [
     "results/robustness.csv",
+    "results/robustness_convergence.csv",
     "results/robustness_checks.csv",
     "results/chaos.csv",
     "results/figures/robustness.png",
@@ -298,10 +300,10 @@ def published_copies():
     return [f"{config['reproduction']['output_dir']}/{Path(path).name}" for path in published_sources()]
 
 
-def robustness_files():
-    robustness = config["robustness"]
+def robustness_files(doubled=False):
+    robustness, suffix = config["robustness"], "_x2" if doubled else ""
     return [
-        f"results/robustness/{ds}/{defense}_eps{format_number(eps)}.parquet"
+        f"results/robustness/{ds}/{defense}_eps{format_number(eps)}{suffix}.parquet"
         for ds in robustness["datasets"]
         for defense in ["none", *CLEANING["methods"]]
         for eps in robustness["epsilons"]
@@ -309,11 +311,20 @@ def robustness_files():
 
 
 def chaos_files():
+    """The chaos table for the card's chosen settings and, beside them, the paper's (Tables 1-2)."""
     return [
-        f"results/robustness/{ds}/{method}_chaos.csv"
+        f"results/robustness/{ds}/{method}_{settings}_chaos.csv"
         for ds in config["robustness"]["datasets"]
         for method in CLEANING["methods"]
+        for settings in ("card", "paper")
     ]
+
+
+def chaos_overrides(wildcards):
+    """No change for the card; the cleaning section's settings for the paper's protocol."""
+    if wildcards.settings == "card":
+        return {}
+    return canonical({key: CLEANING[key] for key in ("sigma", "steps", "lr", "optimizer", "restarts")})
 
 
 def final_val_scores(wildcards):

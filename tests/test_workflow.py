@@ -92,8 +92,15 @@ def test_defence_card_and_deployment_use_the_pipelines_numbers(tiny_run: Path):
     card = Cowboy.load(tiny_run / "results/defense/fashion_mnist.safetensors")
     detection = pd.read_csv(tiny_run / "results/detection.csv")
     assert card.threshold == detection["threshold"].iloc[0]
-    config = yaml.safe_load((tiny_run / "config.yaml").read_text())["cleaning"]
-    assert (card.sigma, card.steps, card.lr) == (config["sigma"], config["steps"], config["lr"])
+    grid = pd.read_csv(tiny_run / "results/defense/fashion_mnist.choice.csv")
+    config = yaml.safe_load((tiny_run / "config.yaml").read_text())
+    assert set(grid["setting"]) == set(config["card"]["grid"]) and grid["chosen"].sum() == 1
+    chosen = grid[grid["chosen"]].iloc[0]
+    assert bool(chosen["feasible"]) and chosen["objective"] == grid[grid["feasible"]]["objective"].max()
+    assert (card.optimizer.value, card.steps, card.lr) == (chosen["optimizer"], chosen["steps"], chosen["lr"])
+    assert card.card["provenance"]["settings"]["chosen"] == chosen["setting"]
+    assert card.card["provenance"]["settings"]["source"].endswith("fashion_mnist.choice.csv")
+    assert (grid["n"] == config["card"]["images"]).all() and grid["flip_rate_perturbed"].between(0, 1).all()
     assert card.card["provenance"]["threshold"]["split"] == "val"
     deployment = pd.read_csv(tiny_run / "results/deployment.csv")
     assert set(deployment["policy"]) == set(Policy)

@@ -16,7 +16,12 @@ grid = grid.assign(objective_name=card["objective"], max_flip_rate=card["max_fli
 for row in grid.itertuples():
     LOG.info(
         "%s: objective %.4f, flips alone/rechunked/perturbed %.4f/%.4f/%.4f, feasible %s%s",
-        row.setting, row.objective, row.flip_rate_alone, row.flip_rate_rechunked,
-        row.flip_rate_perturbed, row.feasible, " (chosen)" if row.chosen else "",
+        row.setting,
+        row.objective,
+        row.flip_rate_alone,
+        row.flip_rate_rechunked,
+        row.flip_rate_perturbed,
+        row.feasible,
+        " (chosen)" if row.chosen else "",
     )
 write_dataframe(grid, snakemake.output[0])

@@ -12,7 +12,8 @@ device = start_job(snakemake)
 wc, params = snakemake.wildcards, snakemake.params
 images, _, _, meta = load_split(snakemake.input.data, "test")
 (classifier,) = load_checked(snakemake.input.classifier, meta, device, "classifier")
-defense = Cowboy.load(snakemake.input.card, execution=Execution.from_env(device=device), method=wc.method)
+execution = Execution.from_env(device=device)
+defense = Cowboy.load(snakemake.input.card, execution=execution, method=wc.method, **params.overrides)
 report = chaos_report(classifier.eval(), defense, images[: params.images].to(device), seed=params.seed)
 settings = {
     "sigma": defense.sigma,
@@ -20,6 +21,5 @@ settings = {
     "lr": defense.lr,
     "optimizer": defense.optimizer.value,
 }
-write_dataframe(
-    pd.DataFrame([{"dataset": wc.dataset, "method": wc.method, **settings, **report}]), snakemake.output[0]
-)
+row = {"dataset": wc.dataset, "method": wc.method, "settings": wc.settings, **settings, **report}
+write_dataframe(pd.DataFrame([row]), snakemake.output[0])

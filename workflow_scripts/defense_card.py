@@ -1,18 +1,26 @@
 """The defence card users load: G, D, the calibrated threshold and the cleaning settings the
 validation chooser picked (results/defense/{dataset}.choice.csv), with where each came from."""
 
+import math
 import sys
 
 import pandas as pd
 
 from cowboy_core import Cowboy, Execution
 from cowboy_core.workflow.runtime import load_checked, load_split, start_job
+from cowboy_core.workflow.tables import validation_calibration
 
 device = start_job(snakemake)
 wc = snakemake.wildcards
 _, _, _, meta = load_split(snakemake.input.data, "val")
 generator, discriminator = load_checked(snakemake.input.gan, meta, device, "generator", "discriminator")
-detection = pd.read_csv(snakemake.input.detection).query("dataset == @wc.dataset").iloc[0]
+det = snakemake.params.detection
+calibration = validation_calibration(
+    pd.read_parquet(snakemake.input.val_scores),
+    calibration_attack=det["calibration_attack"],
+    p=math.inf if det["p"] == "inf" else float(det["p"]),
+    min_accuracy_drop=det["min_accuracy_drop"],
+)
 grid = pd.read_csv(snakemake.input.choice)
 winner = grid[grid["chosen"]]
 if winner.empty:
@@ -26,15 +34,15 @@ keys = ("method", "optimizer", "lr", "steps", "sigma", "restarts")
 settings = {key: chosen[key].item() if hasattr(chosen[key], "item") else chosen[key] for key in keys}
 settings |= snakemake.params.fixed
 defense = Cowboy(generator, discriminator, **settings, execution=Execution(device=device))
-defense.threshold, defense.p = float(detection["threshold"]), float(detection["p"])
+defense.threshold, defense.p = calibration.threshold, calibration.p
 provenance = {
     "gan": snakemake.input.gan,
     "threshold": {
-        "source": snakemake.input.detection,
+        "source": snakemake.input.val_scores,
         "split": "val",
-        "calibration_attack": detection["calibration_attack"],
-        "calibration_is_adversarial": bool(detection["calibration_is_adversarial"]),
-        "calibration_accuracy_drop": float(detection["calibration_accuracy_drop"]),
+        "calibration_attack": det["calibration_attack"],
+        "calibration_is_adversarial": bool(calibration.is_adversarial),
+        "calibration_accuracy_drop": float(calibration.accuracy_drop),
     },
     "settings": {
         "source": snakemake.input.choice,

@@ -10,13 +10,10 @@ from cowboy_core.workflow.runtime import LOG, load_checked, load_split, start_jo
 
 device = start_job(snakemake)
 wc, params = snakemake.wildcards, snakemake.params
-cfg = params.robustness
+cfg, scale = params.robustness, params.scale  # scale 2: the convergence check's doubled run
+size = cfg["size"] if scale == 1 else min(cfg["double_images"], cfg["size"])
 images, labels, index, meta = load_split(snakemake.input.data, "test")
-images, labels, index = (
-    images[: cfg["size"]].to(device),
-    labels[: cfg["size"]].to(device),
-    index[: cfg["size"]],
-)
+images, labels, index = images[:size].to(device), labels[:size].to(device), index[:size]
 (classifier,) = load_checked(snakemake.input.classifier, meta, device, "classifier")
 classifier.eval()
 defense = None
@@ -33,12 +30,12 @@ per_image = run_suite(
     images,
     labels,
     epsilon=epsilon,
-    suite=Suite(**{key: cfg[key] for key in Suite.__dataclass_fields__}),
+    suite=Suite(**{key: cfg[key] for key in Suite.__dataclass_fields__}).scaled(scale),
     median_real_score=median_real,
-    checks=abs(epsilon - cfg["check_epsilon"]) < 1e-9,
+    checks=scale == 1 and abs(epsilon - cfg["check_epsilon"]) < 1e-9,
     seed=params.seed,
     log=LOG.info,
 )
 per_image["image"] = index.numpy()[per_image["image"].to_numpy()]
-per_image = per_image.assign(dataset=wc.dataset, defense=wc.defense, epsilon=epsilon)
+per_image = per_image.assign(dataset=wc.dataset, defense=wc.defense, epsilon=epsilon, budget=scale)
 write_dataframe(per_image, snakemake.output[0])

@@ -5,7 +5,7 @@ import pandas as pd
 
 from cowboy_core.io import write_dataframe
 from cowboy_core.workflow.plots import robustness_curves, save_figure
-from cowboy_core.workflow.robustness import carlini_checks, robustness_table
+from cowboy_core.workflow.robustness import carlini_checks, convergence_table, robustness_table
 from cowboy_core.workflow.runtime import start_job
 
 start_job(snakemake)
@@ -15,6 +15,12 @@ for dataset, frame in per_image.groupby("dataset", sort=False):
     tables.append(robustness_table(frame).assign(dataset=dataset))
 table = pd.concat(tables, ignore_index=True)
 write_dataframe(table, snakemake.output.table)
+doubled = pd.concat([pd.read_parquet(path) for path in snakemake.input.doubled], ignore_index=True)
+convergence = [
+    convergence_table(per_image[per_image["dataset"] == d], frame).assign(dataset=d)
+    for d, frame in doubled.groupby("dataset", sort=False)
+]
+write_dataframe(pd.concat(convergence, ignore_index=True), snakemake.output.convergence)
 checks = [
     carlini_checks(f, epsilon=snakemake.params.check_epsilon).assign(dataset=d)
     for d, f in per_image.groupby("dataset")

@@ -176,3 +176,35 @@ def operating_curve(
             }
         )
     return pd.DataFrame(rows)
+
+
+def convergence_table(
+    main: pd.DataFrame, doubled: pd.DataFrame, *, tolerance: float = 0.01, resamples: int = 2000
+) -> pd.DataFrame:
+    """The convergence check, per defence, policy and epsilon at the deployer's fixed seed: the
+    worst case of the doubled-budget run against the main run's on the same images. A cell has
+    converged when the two differ by at most ``tolerance`` or by the paired bootstrap's 95%
+    half-width of the per-image difference, whichever is larger."""
+    keys = ["defense", "policy", "epsilon"]
+    first = worst_case(main[main["seed"] == "fixed"])
+    second = worst_case(doubled[doubled["seed"] == "fixed"])
+    both = first.merge(second, on=[*keys, "seed", "image"], suffixes=("_main", "_doubled"))
+    rng = np.random.default_rng(0)
+    rows = []
+    for key, group in both.groupby(keys, sort=True):
+        diff = (group["defended_doubled"] - group["defended_main"]).to_numpy(dtype=float)
+        boot = diff[rng.integers(0, diff.size, size=(resamples, diff.size))].mean(axis=1)
+        noise = float(np.quantile(boot, 0.975) - np.quantile(boot, 0.025)) / 2
+        moved = float(diff.mean())
+        rows.append(
+            dict(zip(keys, key, strict=True))
+            | {
+                "n": int(diff.size),
+                "worst_case_main": float(group["defended_main"].mean()),
+                "worst_case_doubled": float(group["defended_doubled"].mean()),
+                "moved": moved,
+                "allowed": max(tolerance, noise),
+                "converged": bool(abs(moved) <= max(tolerance, noise)),
+            }
+        )
+    return pd.DataFrame(rows)
