@@ -289,7 +289,8 @@ def published_sources():
     """The outputs the reproduction keeps a committed copy of: the robustness and
     discriminator studies, when the config runs them."""
     deployment = ["results/deployment.csv", "results/deployment_curve.csv"]
-    sources = ROBUSTNESS_OUTPUTS + deployment if config["robustness"]["datasets"] else []
+    sources = [f"results/defense/{ds}.choice.csv" for ds in DATASETS]
+    sources += ROBUSTNESS_OUTPUTS + deployment if config["robustness"]["datasets"] else []
     return sources + (DTERM_OUTPUTS if config["dterm"]["datasets"] else [])
 
 

@@ -1,0 +1,70 @@
+"""The one chooser (card and discriminator study) and the suite's convergence check."""
+
+import numpy as np
+import pandas as pd
+
+from cowboy_core.adaptive import Suite
+from cowboy_core.workflow.choice import choose
+from cowboy_core.workflow.robustness import convergence_table
+
+
+def _grid():
+    return pd.DataFrame(
+        {
+            "setting": ["chaotic-best", "stable", "stable-longer", "unmeasured"],
+            "objective": [0.9, 0.7, 0.7, 0.95],
+            "flip": [0.2, 0.0, 0.005, np.nan],
+            "steps": [25, 25, 50, 10],
+            "n": [500, 500, 500, 500],
+        }
+    )
+
+
+def test_the_best_feasible_setting_wins_and_infeasible_ones_never_do():
+    grid = choose(_grid(), objective="objective", constraints={"flip": 0.01}, tie_break=["steps"])
+    assert grid["feasible"].tolist() == [False, True, True, False]  # NaN fails its constraint
+    assert grid.loc[grid["chosen"], "setting"].tolist() == ["stable"]  # the tie goes to fewer steps
+
+
+def test_no_feasible_setting_means_no_choice():
+    unstable = _grid().assign(flip=[0.2, 0.02, 0.05, np.nan])
+    grid = choose(unstable, objective="objective", constraints={"flip": 0.01}, min_images=10)
+    assert not grid["chosen"].any() and not grid["feasible"].any()
+    few = choose(_grid(), objective="objective", constraints={"flip": 1.0}, min_images=501)
+    assert not few["feasible"].any()  # measured on too few images
+
+
+def _per_image(defended, images, attack="a"):
+    return pd.DataFrame(
+        {
+            "defense": "cowboy",
+            "policy": "clean-all",
+            "epsilon": 0.1,
+            "seed": "fixed",
+            "worst_case": True,
+            "attack": attack,
+            "image": images,
+            "defended": defended,
+        }
+    )
+
+
+def test_convergence_compares_the_same_images_and_fails_when_the_number_moves():
+    main = _per_image([1.0] * 300, range(300))
+    same = convergence_table(main, _per_image([1.0] * 200, range(200)))
+    assert same["converged"].all() and same["n"].tolist() == [200]
+    stronger = convergence_table(main, _per_image([0.0] * 40 + [1.0] * 160, range(200)))
+    row = stronger.iloc[0]
+    assert row["moved"] == -0.2 and not row["converged"] and row["worst_case_main"] == 1.0
+
+
+def test_doubling_scales_every_budget_and_no_image_count():
+    suite = Suite(steps=10, restarts=2, eot=3, fresh_steps=5, surrogate_steps=7, square_queries=11)
+    doubled = suite.scaled(2)
+    assert (doubled.steps, doubled.restarts, doubled.eot) == (20, 4, 6)
+    assert (doubled.fresh_steps, doubled.surrogate_steps, doubled.square_queries) == (10, 14, 22)
+    assert (doubled.square_images, doubled.fresh_images, doubled.check_images) == (
+        suite.square_images,
+        suite.fresh_images,
+        suite.check_images,
+    )
