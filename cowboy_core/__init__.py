@@ -7,9 +7,10 @@ not import Snakemake; the pipeline's plumbing lives in :mod:`cowboy_core.workflo
 """
 
 from .attacks import AttackName, AttackSpec
-from .cleaning import CleaningResult, Cowboy, Objective, descend
+from .cleaning import CleaningResult, Cowboy
 from .data import DatasetName
 from .defended import DefendedClassifier, DefenseReport, Policy
+from .descent import Objective, descend
 from .fastpath import Execution
 from .settings import Method, Settings
 from .updates import Optimizer

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .adaptive import Gradient, differentiable_clean, surrogate_of
-from .cleaning import Cowboy, descend
+from .cleaning import Cowboy
+from .descent import descend
 from .fastpath import pad_rows
 
 
