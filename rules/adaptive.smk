@@ -50,7 +50,7 @@ rule robustness:
     output:
         "results/robustness/{dataset}/{defense}_eps{epsilon}.parquet",
     params:
-        robustness=canonical(config["robustness"]),
+        robustness=robustness_params(),
         scale=1,
         seed=SEED,
     log:
@@ -66,7 +66,7 @@ use rule robustness as robustness_doubled with:
     output:
         "results/robustness/{dataset}/{defense}_eps{epsilon}_x2.parquet",
     params:
-        robustness=canonical(config["robustness"]),
+        robustness=robustness_params(),
         scale=2,
         seed=SEED,
     log:

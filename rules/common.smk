@@ -311,6 +311,12 @@ def robustness_files(doubled=False):
     ]
 
 
+def robustness_params():
+    """What one suite job computes with: not the list of epsilons or datasets (a wildcard
+    each), so that adding an epsilon reruns nothing already attacked."""
+    return canonical({k: v for k, v in config["robustness"].items() if k not in ("epsilons", "datasets")})
+
+
 def chaos_files():
     """The chaos table for the card's chosen settings and, beside them, the paper's (Tables 1-2)."""
     return [
