@@ -383,10 +383,10 @@ def memory_for_10k(width: int, device: torch.device) -> float:
     code = (
         "import resource, torch\n"
         "from benchmarks.bench_cleaning import random_gan\n"
-        "from cowboy_core import Cowboy\n"
+        "from cowboy_core import Cowboy, Execution\n"
         f"g, d = random_gan(1, 28, {width})\n"
         f"x = torch.rand(10000, 1, 28, 28, device='{device}') * 2 - 1\n"
-        f"Cowboy(g, d, steps=2, device='{device}').clean(x)\n"
+        f"Cowboy(g, d, steps=2, execution=Execution(device='{device}')).clean(x)\n"
         f"print({peak})\n"
     )
     out = subprocess.run(
