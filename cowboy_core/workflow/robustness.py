@@ -53,7 +53,8 @@ def _check(
     left <= right + noise, -1 when left >= right - noise (noise: half a 95% Wilson interval)."""
     common = left.index.intersection(right.index)
     a, b = float(left[common].mean()), float(right[common].mean())
-    low, high = wilson_interval(round(b * len(common)), len(common))
+    # A check whose attacks did not both run (n = 0) has no noise and does not pass.
+    low, high = wilson_interval(round(b * len(common)), len(common)) if len(common) else (math.nan,) * 2
     noise = (high - low) / 2
     passed = len(common) > 0 and (a <= b + noise if sign > 0 else a >= b - noise)
     return {
