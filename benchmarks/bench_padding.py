@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -59,6 +60,7 @@ def main() -> None:
         return
     rows = measure(width=32, steps=10, chunks=[64, 256], inputs=[1, 8, 64, 256], repeats=3)
     result = {
+        "load_average_1min": os.getloadavg()[0],  # other work on the machine skews absolute rates
         "cpu": cpu_flags(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
