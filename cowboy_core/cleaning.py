@@ -12,6 +12,7 @@ reconstruction term, leaving only -log D. The baseline is therefore an explicit 
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -174,9 +175,17 @@ class Cowboy:
 
     def detect(self, x: torch.Tensor) -> torch.Tensor:
         """Boolean flags: D scores the input below the calibrated threshold."""
-        if self.threshold is None:
+        return self.score(x) < self.checked_threshold()
+
+    def checked_threshold(self) -> float:
+        """The threshold, refused unless finite and in (0, 1): a NaN would flag nothing, and
+        1 everything, without a word."""
+        t = self.threshold
+        if t is None:
             raise ValueError("no threshold: load a defence card, pass threshold=... or call calibrate()")
-        return self.score(x) < self.threshold
+        if not (isinstance(t, int | float) and math.isfinite(t) and 0 < t < 1):
+            raise ValueError(f"threshold {t!r} is out of range; a D-score threshold is finite, in (0, 1)")
+        return float(t)
 
     # -- cleaning (Algorithm 1) --------------------------------------------------------
 

@@ -42,12 +42,8 @@ def apply_policy(
     scores = defense.score(x)
     if policy is Policy.CLEAN_ALL:
         flagged = torch.ones_like(scores, dtype=torch.bool)
-    elif defense.threshold is None:
-        raise ValueError(
-            f"policy {policy.value!r} needs a threshold: load a defence card or call calibrate()"
-        )
     else:
-        flagged = scores < float(defense.threshold)
+        flagged = scores < defense.checked_threshold()
     inputs = x.to(defense.device).clone()
     cleaned, rejected = torch.zeros_like(flagged), torch.zeros_like(flagged)
     if policy is Policy.REJECT:

@@ -105,6 +105,17 @@ def test_a_card_is_checked_before_it_is_written(tiny_gan, tmp_path, images):
     assert not (tmp_path / "never.safetensors").exists()
 
 
+@pytest.mark.parametrize("threshold", [float("nan"), 0.0, 1.0, 7.0, float("inf")])
+def test_detection_never_runs_with_an_out_of_range_threshold(tiny_gan, images, threshold):
+    g, d = tiny_gan
+    defense = Cowboy(g, d, threshold=threshold)
+    with pytest.raises(ValueError, match="out of range"):
+        defense.detect(images)
+    classifier = freeze(Classifier(channels=1, image_size=28))
+    with pytest.raises(ValueError, match="out of range"):
+        DefendedClassifier(classifier, defense, "detect-then-clean")(images)
+
+
 def test_cli_refuses_an_out_of_range_threshold(card, tmp_path, capsys):
     x = tmp_path / "x.pt"
     torch.save(torch.zeros(2, 1, 28, 28), x)
