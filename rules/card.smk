@@ -14,7 +14,7 @@ rule card_grid:
         "results/defense/{dataset}/grid/{setting}.parquet",
     params:
         setting=card_grid_setting,
-        card=canonical({k: v for k, v in config["card"].items() if k != "grid"}),
+        card=card_measurement(),
         seed=SEED,
     log:
         "results/logs/card_grid/{dataset}/{setting}.log",

@@ -236,6 +236,12 @@ def card_grid_setting(wildcards):
     return canonical({**defaults, **config["card"]["grid"][wildcards.setting], **card_fixed()})
 
 
+def card_measurement():
+    """What a grid job measures with; the objective and the bound only matter to the choice."""
+    keys = ("images", "alone_images", "perturbation", "trajectories")
+    return canonical({key: config["card"][key] for key in keys})
+
+
 def card_grid_files(wildcards):
     return [
         f"results/defense/{wildcards.dataset}/grid/{setting}.parquet" for setting in config["card"]["grid"]
