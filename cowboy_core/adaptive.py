@@ -407,16 +407,13 @@ def run_suite(
                 ),
             )
     cleaning_policies = (Policy.CLEAN_ALL, Policy.DETECT_THEN_CLEAN)
-    # The primary white-box attack: the exact gradient, unrolled through every cleaning step
-    # (its forward pass is the deployed cleaning, bit for bit).
-    exact = DefendedModel(classifier, defense, gradient=Gradient.UNROLLED, seed=seed)
-    for loss, restarts in (("ce", suite.restarts), ("dlr", 1)):
-        idx = alive(*cleaning_policies)
-        evaluate(
-            f"unrolled_apgd_{loss}",
-            idx,
-            apgd(
-                exact,
+
+    def apgd_ce_then_dlr(prefix: str, attacked: DefendedModel) -> None:
+        """APGD-CE (with the suite's restarts), then APGD-DLR, each on the images still alive."""
+        for loss, restarts in (("ce", suite.restarts), ("dlr", 1)):
+            idx = alive(*cleaning_policies)
+            attack = apgd(
+                attacked,
                 x[idx],
                 y[idx],
                 epsilon=epsilon,
@@ -424,22 +421,16 @@ def run_suite(
                 restarts=restarts,
                 loss=loss,
                 seed=seed,
-            ),
-        )
+            )
+            evaluate(f"{prefix}_apgd_{loss}", idx, attack)
+
+    # The primary white-box attack: the exact gradient, unrolled through every cleaning step
+    # (its forward pass is the deployed cleaning, bit for bit).
+    exact = DefendedModel(classifier, defense, gradient=Gradient.UNROLLED, seed=seed)
+    apgd_ce_then_dlr("unrolled", exact)
     model = DefendedModel(classifier, defense, seed=seed)
     evaluate("bpda_single_step", everything, single_step(model, x, y, epsilon=epsilon), worst_case=True)
-    idx = alive(*cleaning_policies)
-    evaluate(
-        "bpda_apgd_ce",
-        idx,
-        apgd(model, x[idx], y[idx], epsilon=epsilon, steps=suite.steps, restarts=suite.restarts, seed=seed),
-    )
-    idx = alive(*cleaning_policies)
-    evaluate(
-        "bpda_apgd_dlr",
-        idx,
-        apgd(model, x[idx], y[idx], epsilon=epsilon, steps=suite.steps, restarts=1, loss="dlr", seed=seed),
-    )
+    apgd_ce_then_dlr("bpda", model)
     surrogate = surrogate_of(defense, suite.surrogate_lr_scale)
     smooth = DefendedModel(classifier, defense, gradient=Gradient.SURROGATE, surrogate=surrogate, seed=seed)
     idx = alive(*cleaning_policies)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .card import CardError, read_card, save_card
-from .descent import Objective, descend
+from .descent import Descent, Objective, descend
 from .detection import Calibration, calibrate_threshold, scores_from_logits
 from .fastpath import Execution, pad_rows
 from .io import PathLike
@@ -217,7 +217,6 @@ class Cowboy:
         x = self._check_inputs(x)
         record = sorted({int(s) for s in record_at if 0 <= int(s) <= self.steps} | {self.steps})
         z0 = self._starts(x.shape[0], seed, latents)
-        per = self.execution.rows // self.restarts
         bar = tqdm(
             total=x.shape[0],
             desc=f"clean ({self.method.value})",
@@ -229,10 +228,9 @@ class Cowboy:
         )
         parts = []
         with torch.no_grad():
-            for start in range(0, x.shape[0], per):
-                rows = slice(start * self.restarts, (start + per) * self.restarts)
-                parts.append(self._clean_chunk(x[start : start + per], z0[rows], record))
-                bar.update(min(per, x.shape[0] - start))
+            for inputs, rows in self.chunks(x.shape[0]):
+                parts.append(self._clean_chunk(x[inputs], z0[rows], record))
+                bar.update(inputs.stop - inputs.start)
         bar.close()
         chosen = {
             s: [torch.cat(column) for column in zip(*(p[0][s] for p in parts), strict=True)] for s in record
@@ -254,17 +252,41 @@ class Cowboy:
         n = self._check_inputs(x.detach()).shape[0]
         z0 = self._starts(n, seed, None)
         kept = self.steps if last is None else min(last, self.steps)
-        per = self.execution.rows // self.restarts
         parts = [
-            self._clean_chunk(
-                x[start : start + per],
-                z0[start * self.restarts : (start + per) * self.restarts],
-                [self.steps],
-                graph_from=self.steps - kept,
-            )[0][self.steps][0]
-            for start in range(0, n, per)
+            self._clean_chunk(x[inputs], z0[rows], [self.steps], graph_from=self.steps - kept)[0][self.steps][
+                0
+            ]
+            for inputs, rows in self.chunks(n)
         ]
         return torch.cat(parts)
+
+    def chunks(self, n: int) -> Iterator[tuple[slice, slice]]:
+        """For ``n`` inputs, each chunk's inputs and their rows (input x restart): whole inputs,
+        as many as fit in one chunk of ``execution.rows`` rows."""
+        per, r = self.execution.rows // self.restarts, self.restarts
+        for start in range(0, n, per):
+            stop = min(start + per, n)
+            yield slice(start, stop), slice(start * r, stop * r)
+
+    def descend_chunk(
+        self, x: torch.Tensor, z0: torch.Tensor, record: Iterable[int], *, graph_from: int | None = None
+    ) -> tuple[Descent, torch.Tensor]:
+        """Algorithm 1's descent on one chunk (``x``: its inputs, ``z0``: their rows), padded to
+        ``execution.rows`` rows; returns the descent and the padded targets."""
+        rows = self.execution.rows
+        x_rows = self.execution.format(pad_rows(x.repeat_interleave(self.restarts, dim=0), rows))
+        run = descend(
+            self._run_objective,
+            self.update_rule(),
+            pad_rows(z0, rows).to(self.device),
+            x_rows,
+            steps=self.steps,
+            record=record,
+            early_stop_tol=self.early_stop_tol,
+            create_graph=graph_from is not None,
+            graph_from=graph_from or 0,
+        )
+        return run, x_rows
 
     def _starts(self, n: int, seed: int, latents: torch.Tensor | None) -> torch.Tensor:
         z0 = self.initial_latents(n, seed) if latents is None else latents
@@ -279,19 +301,8 @@ class Cowboy:
     ) -> tuple[dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]], torch.Tensor]:
         """One padded chunk of whole inputs: per recorded step, the best restart's image, z and
         L per input; and the steps each input's restarts ran (the most of them)."""
-        k, r, rows = x.shape[0], self.restarts, self.execution.rows
-        x_rows = self.execution.format(pad_rows(x.repeat_interleave(r, dim=0), rows))
-        run = descend(
-            self._run_objective,
-            self.update_rule(),
-            pad_rows(z0, rows).to(self.device),
-            x_rows,
-            steps=self.steps,
-            record=record,
-            early_stop_tol=self.early_stop_tol,
-            create_graph=graph_from is not None,
-            graph_from=graph_from or 0,
-        )
+        k, r = x.shape[0], self.restarts
+        run, x_rows = self.descend_chunk(x, z0, record, graph_from=graph_from)
         chosen = {s: self._best_restart(run.snapshots[s], x_rows, k) for s in record}
         return chosen, run.steps_run[: k * r].view(k, r).max(dim=1).values
 

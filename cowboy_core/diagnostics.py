@@ -18,8 +18,6 @@ from torch import nn
 
 from .adaptive import Gradient, differentiable_clean, surrogate_of
 from .cleaning import Cowboy
-from .descent import descend
-from .fastpath import pad_rows
 
 
 def largest_curvature(
@@ -42,32 +40,17 @@ def largest_curvature(
 
 def step_sharpness(defense: Cowboy, x: torch.Tensor, *, seed: int = 0) -> torch.Tensor:
     """Per trajectory (input x restart), the largest step size x curvature met at five points
-    of the descent: below the rule's ``stability_limit`` the descent cannot amplify rounding."""
-    n, rows = x.shape[0] * defense.restarts, defense.execution.rows
-    at = sorted(
-        {0, defense.steps // 4, defense.steps // 2, 3 * defense.steps // 4, max(defense.steps - 1, 0)}
-    )
+    of the deployed descent: below the rule's ``stability_limit`` it cannot amplify rounding."""
+    r, m = defense.restarts, defense.steps
+    if m == 0:
+        return torch.zeros(x.shape[0] * r)
+    at = sorted({0, m // 4, m // 2, 3 * m // 4, m - 1})
+    z0 = defense.initial_latents(x.shape[0], seed)
     out = []
-    for start in range(0, n, rows):
-        z0 = defense.initial_latents(x.shape[0], seed)[start : start + rows]
-        targets = x.repeat_interleave(defense.restarts, dim=0)[start : start + rows]
-        k = z0.shape[0]
-        x_rows = defense.execution.format(pad_rows(targets, rows))
-        run = descend(
-            defense.objective,
-            defense.update_rule(),
-            pad_rows(z0, rows).to(defense.device),
-            x_rows,
-            steps=defense.steps,
-            record=at,
-        )
-        if defense.steps == 0:
-            return torch.zeros(n)
-        sharp = [
-            (run.step_sizes[s] * largest_curvature(defense, run.snapshots[s], x_rows))[:k]
-            for s in at
-            if s in run.step_sizes
-        ]
+    for inputs, rows in defense.chunks(x.shape[0]):
+        run, x_rows = defense.descend_chunk(x[inputs], z0[rows], at)
+        k = rows.stop - rows.start
+        sharp = [(run.step_sizes[s] * largest_curvature(defense, run.snapshots[s], x_rows))[:k] for s in at]
         out.append(torch.stack(sharp).max(dim=0).values.cpu())
     return torch.cat(out)
 
@@ -115,23 +98,12 @@ def cleaned_predictions(
     )
 
 
-def flip_rates(
-    classifier: nn.Module,
-    defense: Cowboy,
-    x: torch.Tensor,
-    *,
-    seed: int = 0,
-    alone_images: int = 20,
-    perturbation: float = 1e-4,
-) -> dict[str, float]:
-    """How often the prediction on the cleaned image changes when the image is cleaned alone,
-    in another chunking, or after a uniform perturbation of size ``perturbation``."""
-    seen = cleaned_predictions(
-        classifier, defense, x, seed=seed, alone_images=alone_images, perturbation=perturbation
-    )
+def flip_rates(seen: Predictions) -> dict[str, float]:
+    """How often the prediction on the cleaned image changed when the image was cleaned alone,
+    in another chunking, or after the perturbation (:func:`cleaned_predictions`)."""
     k = seen.alone.shape[0]
     return {
-        "images": float(x.shape[0]),
+        "images": float(seen.batch.shape[0]),
         "alone_images": float(k),
         "pixels_max_change_alone_vs_batch": seen.pixels_max_change_alone,
         "prediction_flip_rate_alone_vs_batch": _rate(seen.batch[:k], seen.alone),
@@ -150,7 +122,7 @@ def chaos_report(
     """How far the deployed cleaning is from a well-defined, differentiable map: the flip
     rates (:func:`flip_rates`), step x curvature along ``trajectories`` trajectories against
     the rule's stability limit, and the gradients (:func:`gradient_report`)."""
-    out = flip_rates(classifier, defense, x, seed=seed)
+    out = flip_rates(cleaned_predictions(classifier, defense, x, seed=seed))
     k = min(trajectories, x.shape[0])
     sharpness = step_sharpness(defense, x[:k], seed=seed)
     out |= {
