@@ -146,7 +146,7 @@ def subpixel_convs(model: nn.Module, thin_channels: int = THIN_CHANNELS) -> nn.M
 
 # Rows per chunk, from benchmarks/bench_cleaning.py. Every chunk runs at exactly this many rows
 # (the last one padded), so a small chunk is what a lone input pays for: on CPU, 64 rows ran
-# as fast per row as any size (5,990 sample-steps/s, 256 rows 5,680), and padding one image to
+# as fast per row as any size (5,989 sample-steps/s, 256 rows 5,685), and padding one image to
 # 64 rows costs a quarter of what padding it to 256 would. A GPU wants many rows to fill its cores.
 DEFAULT_BATCH = {"cpu": 64, "cuda": 4096}
 
