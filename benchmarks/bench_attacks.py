@@ -25,6 +25,7 @@ from cowboy_core import Cowboy, Execution
 from cowboy_core.adaptive import Gradient, differentiable_clean, surrogate_of
 from cowboy_core.io import write_text
 from cowboy_core.models import Classifier, DCGANDiscriminator, DCGANGenerator, freeze
+from cowboy_core.settings import Settings
 
 
 def cpu_flags() -> str:
@@ -69,7 +70,7 @@ def main() -> None:
     g = freeze(DCGANGenerator(channels=1, image_size=28, width=32))
     d = freeze(DCGANDiscriminator(channels=1, image_size=28, width=32))
     classifier = freeze(Classifier(channels=1, image_size=28)).to(device)
-    defense = Cowboy(g, d, steps=args.steps, execution=Execution(device=device))
+    defense = Cowboy(g, d, Settings(steps=args.steps), execution=Execution(device=device))
     surrogate = surrogate_of(defense, 0.25)
     rows = []
     for batch in args.batches:

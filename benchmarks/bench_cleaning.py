@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from cowboy_core import Cowboy, Execution
 from cowboy_core.io import load_models, load_tensors, write_text
 from cowboy_core.models import DCGANDiscriminator, DCGANGenerator, freeze
-from cowboy_core.workflow.runtime import load_split
+from cowboy_core.settings import Settings
+from cowboy_pipeline.runtime import load_split
 
 
 def peak_gflops(seconds: float, device: torch.device) -> float:
@@ -101,10 +103,13 @@ def median_rate(run: Callable[[], None], sample_steps: int, device: torch.device
 
 def time_cowboy(defense: Cowboy, x: torch.Tensor, steps: int, repeats: int = 3) -> float:
     """Sample-steps per second of ``defense`` on ``x`` (after a warm-up run)."""
-    defense.steps = 2
-    defense.clean(x)
-    defense.steps = steps
-    return median_rate(lambda: defense.clean(x), x.shape[0] * defense.restarts * steps, x.device, repeats)
+    def run(at: int) -> Cowboy:
+        settings = replace(defense.settings, steps=at)
+        return Cowboy(*defense.sources, settings, execution=defense.execution)
+
+    run(2).clean(x)  # warm-up
+    timed, restarts = run(steps), defense.settings.restarts
+    return median_rate(lambda: timed.clean(x), x.shape[0] * restarts * steps, x.device, repeats)
 
 
 def steps_for(batch: int) -> int:
@@ -207,7 +212,9 @@ def throughput(args: argparse.Namespace, report: dict[str, Any], device: torch.d
     x = torch.rand(100 if args.quick else 200, 1, 28, 28, device=device) * 2 - 1
     restarts, steps = (2, 10) if args.quick else (4, 20)
     peer = peer_rate(g, d, x, steps, restarts, batch=100)
-    ours = time_cowboy(Cowboy(g, d, restarts=restarts, execution=Execution(device=device)), x, steps)
+    ours = time_cowboy(
+        Cowboy(g, d, Settings(restarts=restarts), execution=Execution(device=device)), x, steps
+    )
     loop = peer_rate(g, d, x[:8], 50, 1, batch=1)
     report["peer_sample_steps_per_s"] = peer
     report["loop_sample_steps_per_s"] = loop
@@ -222,8 +229,8 @@ def torch_compile(
 ) -> None:
     """torch.compile (CUDA graphs on a GPU): compile seconds, and the steady-state ratio."""
     x = x[:100]
-    eager = Cowboy(g, d, steps=20, execution=Execution(device=device))
-    compiled = Cowboy(g, d, steps=2, execution=Execution(device=device, compile=True))
+    eager = Cowboy(g, d, Settings(steps=20), execution=Execution(device=device))
+    compiled = Cowboy(g, d, Settings(steps=2), execution=Execution(device=device, compile=True))
     start = time.perf_counter()
     compiled.clean(x)
     synchronize(device)
@@ -260,7 +267,7 @@ def convergence(args: argparse.Namespace, report: dict[str, Any], device: torch.
     def defense(bf16: bool = False, **kwargs: Any) -> Cowboy:
         models = (gan["generator"], gan["discriminator"])
         models = (Bf16(models[0]), Bf16(models[1])) if bf16 else models
-        return Cowboy(*models, sigma=args.sigma, execution=Execution(device=device), **kwargs)
+        return Cowboy(*models, Settings(sigma=args.sigma, **kwargs), execution=Execution(device=device))
 
     report["convergence_attack"] = {
         "attack": "fgsm",
@@ -367,7 +374,7 @@ def plot_convergence(
     ax.set_ylabel("accuracy after cleaning")
     ax.set_title("Fashion-MNIST FGSM (validation): accuracy against time")
     ax.legend()
-    from cowboy_core.workflow.plots import save_figure
+    from cowboy_pipeline.plots import save_figure
 
     save_figure(fig, path)
 

@@ -21,6 +21,7 @@ from benchmarks.bench_attacks import cpu_flags
 from cowboy_core import Cowboy, Execution
 from cowboy_core.io import write_text
 from cowboy_core.models import DCGANDiscriminator, DCGANGenerator, freeze
+from cowboy_core.settings import Settings
 
 
 def rate(defense: Cowboy, inputs: int, repeats: int) -> float:
@@ -31,7 +32,7 @@ def rate(defense: Cowboy, inputs: int, repeats: int) -> float:
         start = time.perf_counter()
         defense.clean(x)
         times.append(time.perf_counter() - start)
-    return inputs * defense.steps / statistics.median(times)
+    return inputs * defense.settings.steps / statistics.median(times)
 
 
 def measure(
@@ -42,7 +43,7 @@ def measure(
     d = freeze(DCGANDiscriminator(channels=1, image_size=28, width=width))
     rows = []
     for chunk in chunks:
-        defense = Cowboy(g, d, steps=steps, execution=Execution(batch_size=chunk))
+        defense = Cowboy(g, d, Settings(steps=steps), execution=Execution(batch_size=chunk))
         for n in inputs:
             rows.append({"chunk_rows": chunk, "inputs": n, "sample_steps_per_s": rate(defense, n, repeats)})
     return rows

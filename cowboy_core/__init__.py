@@ -3,7 +3,7 @@
 Santhanam & Grnarova, "Defending Against Adversarial Attacks by Leveraging an Entire GAN".
 The algorithm: :mod:`cowboy_core.cleaning` (Algorithm 1), :mod:`cowboy_core.detection`
 (section 3.4), :mod:`cowboy_core.defended` (what users deploy). Importing this package does
-not import Snakemake; the pipeline's plumbing lives in :mod:`cowboy_core.workflow`.
+not import Snakemake; the pipeline's plumbing lives next to it, in workflow_scripts/cowboy_pipeline.
 """
 
 from .attacks import AttackName, AttackSpec
@@ -11,7 +11,7 @@ from .cleaning import CleaningResult, Cowboy
 from .data import DatasetName
 from .defended import DefendedClassifier, DefenseReport, Policy
 from .descent import Objective, descend
-from .fastpath import Execution
+from .execution import Execution
 from .settings import Method, Settings
 from .updates import Optimizer
 

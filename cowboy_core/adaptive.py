@@ -489,7 +489,5 @@ def run_suite(
 def surrogate_of(defense: Cowboy, lr_scale: float) -> Cowboy:
     """The same defence at a smaller step size: a smoother map whose unrolled gradient an
     attack can use while the forward pass stays the deployed one."""
-    settings = replace(defense.settings, lr=defense.lr * lr_scale)
-    return Cowboy(
-        *defense.sources, settings=settings, threshold=defense.threshold, execution=defense.execution
-    )
+    settings = replace(defense.settings, lr=defense.settings.lr * lr_scale)
+    return Cowboy(*defense.sources, settings, threshold=defense.threshold, execution=defense.execution)

@@ -14,7 +14,9 @@ from torch import nn
 from .io import CheckpointError, PathLike, load_models, save_models
 from .settings import Settings, SettingsError, check_settings, finite_number, plain_integer
 
-CARD_KEYS = {"input_shape", "threshold", "p", "settings", "provenance"}
+CARD_KEYS = {"input_shape", "threshold", "threshold_power", "settings", "provenance"}
+# Keys of cards written before the names were spelled out (2026-12): rewrite those cards.
+RENAMED_KEYS = {"p": "threshold_power"}
 
 
 class CardError(CheckpointError):
@@ -28,14 +30,18 @@ def check_card(card: Any) -> dict[str, Any]:
     unknown, missing = sorted(set(card) - CARD_KEYS), sorted(CARD_KEYS - set(card))
     if unknown or missing:
         which = f"unknown key {unknown[0]!r}" if unknown else f"missing key {missing[0]!r}"
+        if unknown and unknown[0] in RENAMED_KEYS:
+            which += f" (now {RENAMED_KEYS[unknown[0]]!r}: rerun the pipeline's defense_card rule)"
         raise CardError(f"{which} in the card; a card has exactly {', '.join(sorted(CARD_KEYS))}")
-    threshold, p, shape = card["threshold"], card["p"], card["input_shape"]
+    threshold, power, shape = card["threshold"], card["threshold_power"], card["input_shape"]
     if not (finite_number(threshold) and 0 < threshold < 1):
         raise CardError(
             f"threshold = {threshold!r} is out of range; a D-score threshold is finite, in (0, 1)"
         )
-    if not (p == math.inf or (finite_number(p) and p >= 1)):
-        raise CardError(f"p = {p!r} is out of range; the L^p average needs p >= 1 (or inf)")
+    if not (power == math.inf or (finite_number(power) and power >= 1)):
+        raise CardError(
+            f"threshold_power = {power!r} is out of range; the L^p average needs p >= 1 (or inf)"
+        )
     if not (isinstance(shape, list) and shape and all(plain_integer(s) and s > 0 for s in shape)):
         raise CardError(f"input_shape = {shape!r} must be a list of positive integers")
     if not isinstance(card["provenance"], dict):
@@ -54,7 +60,7 @@ def save_card(
     *,
     input_shape: tuple[int, ...],
     threshold: float,
-    p: float,
+    threshold_power: float,
     settings: Settings,
     provenance: dict[str, Any],
 ) -> None:
@@ -62,7 +68,7 @@ def save_card(
     card = {
         "input_shape": list(input_shape),
         "threshold": float(threshold),
-        "p": float(p),
+        "threshold_power": float(threshold_power),
         "settings": asdict(settings),
         "provenance": provenance,
     }
@@ -86,7 +92,7 @@ def describe(card: dict[str, Any]) -> str:
     """A card's header for people: threshold, settings and provenance."""
     lines = [
         f"input shape: {tuple(card['input_shape'])}",
-        f"threshold:   {card['threshold']:.6g} (L^p average of D, p = {card['p']:g})",
+        f"threshold:   {card['threshold']:.6g} (L^p average of D, p = {card['threshold_power']:g})",
         "settings:",
         *(f"  {key}: {value}" for key, value in card["settings"].items()),
         "provenance:",

@@ -18,9 +18,9 @@ import torch
 from .card import describe, read_card
 from .cleaning import Cowboy
 from .defended import Policy, apply_policy
-from .fastpath import Execution
+from .execution import Execution
 from .io import CheckpointError, atomic_path, load_models
-from .settings import DEFAULT_SETTINGS, Method
+from .settings import DEFAULT_SETTINGS, Method, Settings
 from .updates import Optimizer
 
 IMAGE_SUFFIXES = (".png",)
@@ -139,7 +139,9 @@ def build_defense(args: argparse.Namespace) -> Cowboy:
             gan, _ = load_models(args.gan, device=args.device)
             if not {"generator", "discriminator"} <= set(gan):
                 raise InputError(f"{args.gan}: not a GAN checkpoint (holds {sorted(gan)})")
-            defense = Cowboy(gan["generator"], gan["discriminator"], execution=execution, **overrides)
+            defense = Cowboy(
+                gan["generator"], gan["discriminator"], Settings(**overrides), execution=execution
+            )
     except CheckpointError as err:
         raise InputError(str(err)) from err
     threshold = threshold_from(args)

@@ -100,7 +100,7 @@ def load_images(
     dataset = DatasetName.parse(name)
     root = Path(root)
     if dataset is DatasetName.GAUSSIANS:
-        raise ValueError("the two-Gaussians toy has no images; use cowboy_core.toy.two_gaussians()")
+        raise ValueError("the two-Gaussians toy has no images; cowboy_pipeline.toy draws its points")
     if dataset is DatasetName.FASHION_MNIST and debian_source.is_dir():
         _stage_debian_fashion_mnist(root, debian_source)
     try:

@@ -11,7 +11,8 @@ from torch import nn
 
 from .choices import Choice
 from .cleaning import Cowboy
-from .fastpath import Execution
+from .detection import checked_threshold
+from .execution import Execution
 from .io import PathLike
 
 
@@ -43,7 +44,7 @@ def apply_policy(
     if policy is Policy.CLEAN_ALL:
         flagged = torch.ones_like(scores, dtype=torch.bool)
     else:
-        flagged = scores < defense.checked_threshold()
+        flagged = scores < checked_threshold(defense.threshold)
     inputs = x.to(defense.device).clone()
     cleaned, rejected = torch.zeros_like(flagged), torch.zeros_like(flagged)
     if policy is Policy.REJECT:

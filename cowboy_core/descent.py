@@ -1,7 +1,7 @@
 """The objective of eq. (4) and the one descent loop of Algorithm 1, row by row.
 
 Every operation here treats the rows of z independently: with the chunks of
-:class:`~cowboy_core.fastpath.Execution`, a row's result never depends on its neighbours.
+:class:`~cowboy_core.execution.Execution`, a row's result never depends on its neighbours.
 """
 
 from __future__ import annotations

@@ -40,6 +40,16 @@ def scores_from_logits(logits: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(logits.to(torch.float64))
 
 
+def checked_threshold(threshold: float | None) -> float:
+    """``threshold``, refused unless finite and in (0, 1): a NaN would flag nothing, and 1
+    everything, without a word."""
+    if threshold is None:
+        raise ValueError("no threshold: load a defence card, pass threshold=... or call calibrate()")
+    if not (isinstance(threshold, int | float) and math.isfinite(threshold) and 0 < threshold < 1):
+        raise ValueError(f"threshold {threshold!r} is out of range; a D-score threshold is finite, in (0, 1)")
+    return float(threshold)
+
+
 def lp_threshold(scores: torch.Tensor | np.ndarray, p: float) -> float:
     """The L^p average ``((1/n) sum s^p)^(1/p)`` of D-scores; p=1 is the mean, p=inf the max."""
     s = torch.as_tensor(scores, dtype=torch.float64).reshape(-1)

@@ -18,6 +18,8 @@ from torch import nn
 
 from .adaptive import Gradient, differentiable_clean, surrogate_of
 from .cleaning import Cowboy
+from .restarts import initial_latents
+from .updates import rule_for
 
 
 def largest_curvature(
@@ -41,11 +43,11 @@ def largest_curvature(
 def step_sharpness(defense: Cowboy, x: torch.Tensor, *, seed: int = 0) -> torch.Tensor:
     """Per trajectory (input x restart), the largest step size x curvature met at five points
     of the deployed descent: below the rule's ``stability_limit`` it cannot amplify rounding."""
-    r, m = defense.restarts, defense.steps
+    r, m = defense.settings.restarts, defense.settings.steps
     if m == 0:
         return torch.zeros(x.shape[0] * r)
     at = sorted({0, m // 4, m // 2, 3 * m // 4, m - 1})
-    z0 = defense.initial_latents(x.shape[0], seed)
+    z0 = initial_latents(x.shape[0], defense.settings.restarts, defense.latent_dim, seed)
     out = []
     for inputs, rows in defense.chunks(x.shape[0]):
         run, x_rows = defense.descend_chunk(x[inputs], z0[rows], at)
@@ -128,7 +130,7 @@ def chaos_report(
     out |= {
         "lr_lambda_max_median": float(sharpness.median()),
         "lr_lambda_max_max": float(sharpness.max()),
-        "stability_limit": float(defense.update_rule().stability_limit),
+        "stability_limit": float(rule_for(defense.settings.optimizer, defense.settings.lr).stability_limit),
     }
     out.update(gradient_report(classifier, defense, x[:k], seed=seed))
     return out

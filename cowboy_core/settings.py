@@ -34,8 +34,8 @@ class Settings:
         optimizer: "gd" (the paper), "momentum", "adam" or "backtracking" (stable GD).
         early_stop_tol: a row stops once its loss improved by less than this fraction over
             50 steps; None runs every row for all steps.
-        lam: the D term's weight in the equivalent form ``1/2 ||G(z)-x||^2 + lam (-log D(G(z)))``
-            (eq. 4 times sigma^2, so lam = sigma^2); None uses eq. 4 with ``sigma``.
+        d_weight: the D term's weight in the equivalent form ``1/2 ||G(z)-x||^2 + d_weight (-log D(G(z)))``
+            (eq. 4 times sigma^2, so d_weight = sigma^2); None uses eq. 4 with ``sigma``.
     """
 
     sigma: float = 1.0
@@ -45,7 +45,7 @@ class Settings:
     method: str = Method.COWBOY.value
     optimizer: str = Optimizer.GD.value
     early_stop_tol: float | None = None
-    lam: float | None = None
+    d_weight: float | None = None
 
 
 # Without a card, the paper's protocol as the committed Fashion-MNIST reproduction runs it
@@ -78,7 +78,7 @@ SETTING_RULES: dict[str, tuple[Any, str]] = {
     "method": (_member(Method), f"one of {', '.join(Method)}"),
     "optimizer": (_member(Optimizer), f"one of {', '.join(Optimizer)}"),
     "early_stop_tol": (lambda v: v is None or (finite_number(v) and 0 < v < 1), "null or a number in (0, 1)"),
-    "lam": (lambda v: v is None or (finite_number(v) and v >= 0), "null or a finite number >= 0"),
+    "d_weight": (lambda v: v is None or (finite_number(v) and v >= 0), "null or a finite number >= 0"),
 }
 if set(SETTING_RULES) != {f.name for f in fields(Settings)}:
     raise ImportError("every cleaning setting needs a rule in SETTING_RULES")

@@ -156,3 +156,8 @@ UPDATE_RULES: dict[Optimizer, type[UpdateRule]] = {
     Optimizer.ADAM: Adam,
     Optimizer.BACKTRACKING: Backtracking,
 }
+
+
+def rule_for(optimizer: str | Optimizer, lr: float) -> UpdateRule:
+    """A fresh update rule (its state belongs to one descent)."""
+    return UPDATE_RULES[Optimizer.parse(optimizer)](lr=lr)

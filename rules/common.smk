@@ -3,12 +3,14 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-sys.path.insert(0, str(Path(workflow.basedir)))
+# The pipeline's own package, next to its scripts (Snakemake puts this folder on the
+# scripts' path too); the library, cowboy_core, is installed.
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow_scripts"))
 
 from cowboy_core.attacks import NO_ATTACK, attack_pattern, parse_attack
 from cowboy_core.settings import Method
 from cowboy_core.updates import Optimizer
-from cowboy_core.workflow.config import (
+from cowboy_pipeline.config import (
     ConfigError,
     canonical,
     format_number,
@@ -45,7 +47,7 @@ wildcard_constraints:
     ckpt=r"\d+",
     gan=r"seed\d+_step\d+",
     gseed=r"\d+",
-    lam=r"[0-9.e+-]+",
+    d_weight=r"[0-9.e+-]+",
     optimizer="|".join(Optimizer),
     lr=r"[0-9.e+-]+",
     restarts=r"\d+",
@@ -180,7 +182,7 @@ def all_targets():
     extra += [f"results/epsilon_sweep/{ds}.csv" for ds in config["epsilon_sweep"]["datasets"]]
     if config["robustness"]["datasets"]:
         extra += ROBUSTNESS_OUTPUTS
-    if config["dterm"]["datasets"]:
+    if config["discriminator_study"]["datasets"]:
         extra += DTERM_OUTPUTS
     extra += published_copies()
     return [
@@ -288,7 +290,7 @@ ROBUSTNESS_OUTPUTS = [
 ]
 
 
-DTERM_OUTPUTS = ["results/dterm.csv", "results/dterm_validation.csv", "results/figures/dterm.png"]
+DTERM_OUTPUTS = ["results/discriminator_study.csv", "results/discriminator_study_validation.csv", "results/figures/discriminator_study.png"]
 
 
 def published_sources():
@@ -297,7 +299,7 @@ def published_sources():
     deployment = ["results/deployment.csv", "results/deployment_curve.csv"]
     sources = [f"results/defense/{ds}.choice.csv" for ds in DATASETS]
     sources += ROBUSTNESS_OUTPUTS + deployment if config["robustness"]["datasets"] else []
-    return sources + (DTERM_OUTPUTS if config["dterm"]["datasets"] else [])
+    return sources + (DTERM_OUTPUTS if config["discriminator_study"]["datasets"] else [])
 
 
 def published_copies():
@@ -356,11 +358,11 @@ def attacks_config(wildcards):
     )
 
 
-# The discriminator study (rules/dterm.smk).
-DTERM = config["dterm"]
+# The discriminator study (rules/discriminator_study.smk).
+DTERM = config["discriminator_study"]
 DTERM_CLEAN = (
-    "results/dterm/{dataset}/{split}/{attack}/{gan}/"
-    "{method}_lam{lam}_{optimizer}_lr{lr}_r{restarts}_run{run_steps}_n{n}.parquet"
+    "results/discriminator_study/{dataset}/{split}/{attack}/{gan}/"
+    "{method}_dweight{d_weight}_{optimizer}_lr{lr}_r{restarts}_run{run_steps}_n{n}.parquet"
 )
 
 
@@ -420,38 +422,38 @@ def dterm_flip_images(wildcards):
     return DTERM["flip_images"] if wildcards.gan == dterm_gans(wildcards.dataset)[0] else 0
 
 
-def _dterm_path(dataset, split, attack, gan, lam, optimizer, lr, restarts, run_steps, n):
-    method = "defense_gan" if float(lam) == 0 else "cowboy"
+def _dterm_path(dataset, split, attack, gan, d_weight, optimizer, lr, restarts, run_steps, n):
+    method = "defense_gan" if float(d_weight) == 0 else "cowboy"
     return DTERM_CLEAN.format(
-        dataset=dataset, split=split, attack=attack, gan=gan, method=method, lam=format_number(lam),
+        dataset=dataset, split=split, attack=attack, gan=gan, method=method, d_weight=format_number(d_weight),
         optimizer=optimizer, lr=format_number(lr), restarts=restarts, run_steps=run_steps, n=n,
     )
 
 
 def dterm_validation_files(wildcards):
-    """The validation grid of one GAN: lam x optimizer at R = 1 to the longest recorded step;
-    lam at R = restarts[-1] with the first optimizer to restart_steps; and, for the first GAN,
-    both methods (lam 0 and 1) with the first optimizer to long_steps on long_images."""
+    """The validation grid of one GAN: d_weight x optimizer at R = 1 to the longest recorded step;
+    d_weight at R = restarts[-1] with the first optimizer to restart_steps; and, for the first GAN,
+    both methods (d_weight 0 and 1) with the first optimizer to long_steps on long_images."""
     ds, gan, attack = wildcards.dataset, wildcards.gan, DTERM["validation_attack"]
     first = DTERM["optimizers"][0]
     files = [
-        _dterm_path(ds, "val", attack, gan, lam, o["optimizer"], o["lr"], 1, max(DTERM["record_steps"]),
+        _dterm_path(ds, "val", attack, gan, d_weight, o["optimizer"], o["lr"], 1, max(DTERM["record_steps"]),
                     DTERM["validation_images"])
-        for lam in DTERM["lambdas"]
+        for d_weight in DTERM["d_weights"]
         for o in DTERM["optimizers"]
     ]
     files += [
-        _dterm_path(ds, "val", attack, gan, lam, first["optimizer"], first["lr"], r, DTERM["restart_steps"],
+        _dterm_path(ds, "val", attack, gan, d_weight, first["optimizer"], first["lr"], r, DTERM["restart_steps"],
                     DTERM["validation_images"])
-        for lam in DTERM["lambdas"]
+        for d_weight in DTERM["d_weights"]
         for r in DTERM["restarts"]
         if r > 1
     ]
     if gan == dterm_gans(ds)[0]:
         files += [
-            _dterm_path(ds, "val", attack, gan, lam, first["optimizer"], first["lr"], 1, DTERM["long_steps"],
+            _dterm_path(ds, "val", attack, gan, d_weight, first["optimizer"], first["lr"], 1, DTERM["long_steps"],
                         DTERM["long_images"])
-            for lam in (0, 1)
+            for d_weight in (0, 1)
         ]
     return files
 
@@ -472,7 +474,7 @@ def dterm_all_validation_files():
 
 
 def dterm_choice_files():
-    return [f"results/dterm/{ds}/{gan}/chosen.json" for ds in DTERM["datasets"] for gan in dterm_gans(ds)]
+    return [f"results/discriminator_study/{ds}/{gan}/chosen.json" for ds in DTERM["datasets"] for gan in dterm_gans(ds)]
 
 
 def dterm_test_files(kind):
@@ -484,15 +486,15 @@ def dterm_test_files(kind):
             for attack in [*DTERM["test_attacks"], NO_ATTACK]:
                 if kind == "chosen":
                     files += [
-                        f"results/dterm/{ds}/test/{attack}/{gan}/{m}_chosen_n{DTERM['test_images']}.parquet"
+                        f"results/discriminator_study/{ds}/test/{attack}/{gan}/{m}_chosen_n{DTERM['test_images']}.parquet"
                         for m in Method
                     ]
                     continue
                 for f in DTERM["fixed"]:
                     if attack in f["attacks"] and gan in dterm_gans(ds)[: f["gans"]]:
                         files += [
-                            _dterm_path(ds, "test", attack, gan, lam, f["optimizer"], f["lr"], f["restarts"],
+                            _dterm_path(ds, "test", attack, gan, d_weight, f["optimizer"], f["lr"], f["restarts"],
                                         f["steps"], f["images"])
-                            for lam in (0, f["lam"])
+                            for d_weight in (0, f["d_weight"])
                         ]
     return files

@@ -11,8 +11,8 @@ localrules:
     deployment_curve,
     robustness_report,
     publish,
-    dterm_report,
-    dterm_choose,
+    discriminator_study_report,
+    discriminator_study_choose,
 
 
 rule tables:

@@ -19,10 +19,11 @@ from cowboy_core.adaptive import (
     single_step,
     square,
 )
-from cowboy_core.evaluation import stream_metrics
 from cowboy_core.models import Classifier, freeze
+from cowboy_core.settings import Settings
 from cowboy_core.training import train_classifier
-from cowboy_core.workflow.robustness import carlini_checks, robustness_table, worst_case
+from cowboy_pipeline.robustness import carlini_checks, robustness_table, worst_case
+from cowboy_pipeline.statistics import stream_metrics
 
 
 def test_stream_accounting_on_a_hand_made_case():
@@ -75,7 +76,7 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def test_bpda_forward_is_the_deployed_cleaning_and_backward_the_identity(tiny_gan, images):
     g, d = tiny_gan
-    defense = Cowboy(g, d, steps=3)
+    defense = Cowboy(g, d, Settings(steps=3))
     point = images.clone().requires_grad_(True)
     cleaned = differentiable_clean(defense, point, seed=4, gradient=Gradient.BPDA)
     assert torch.equal(cleaned.detach(), defense.clean(images, seed=4))
@@ -97,7 +98,7 @@ def test_apgd_and_square_lower_accuracy(setup, tiny_gan):
     assert (adversarial - x).abs().max() <= 0.6 + 1e-5 and adversarial.abs().max() <= 1 + 1e-6
     assert accuracy(bare, adversarial, y) < 0.5
     assert accuracy(bare, square(bare, x, y, epsilon=0.3, queries=200), y) < 1.0
-    exact = Cowboy(IdentityGenerator(), d, method="defense_gan", steps=1, lr=1.0)
+    exact = Cowboy(IdentityGenerator(), d, Settings(method="defense_gan", steps=1, lr=1.0))
     assert torch.allclose(exact.clean(x), x, atol=1e-6)
     for gradient in (Gradient.BPDA, Gradient.UNROLLED):
         defended = DefendedModel(classifier, exact, gradient=gradient, seed=0)
@@ -124,7 +125,7 @@ def test_latent_attack_stays_in_the_budget(setup, tiny_gan):
     classifier, x, y = setup
     g, d = tiny_gan
     adversarial = latent_attack(
-        classifier, Cowboy(g, d, steps=2), x[:4], y[:4], epsilon=0.1, steps=5, refine_steps=2
+        classifier, Cowboy(g, d, Settings(steps=2)), x[:4], y[:4], epsilon=0.1, steps=5, refine_steps=2
     )
     assert (adversarial - x[:4]).abs().max() <= 0.2 + 1e-5 and adversarial.abs().max() <= 1
 
@@ -132,7 +133,7 @@ def test_latent_attack_stays_in_the_budget(setup, tiny_gan):
 def test_reject_counts_a_rejection_as_defended(setup, tiny_gan):
     classifier, x, y = setup
     g, d = tiny_gan
-    everything = Cowboy(g, d, steps=2, threshold=1 - 1e-9)  # above every score: flags every input
+    everything = Cowboy(g, d, Settings(steps=2), threshold=1 - 1e-9)  # above every score: flags every input
     outcome = deployed_correct(classifier, everything, x, 1 - y, seed=0)  # every label wrong
     assert outcome["reject"].all() and not outcome["detect-then-clean"].all()
 
@@ -193,7 +194,7 @@ def test_checks_fail_when_square_beats_the_gradients():
 def test_suite_runs_every_attack_under_every_policy(setup, tiny_gan):
     classifier, x, y = setup
     g, d = tiny_gan
-    defense = Cowboy(g, d, steps=2, threshold=0.5)
+    defense = Cowboy(g, d, Settings(steps=2), threshold=0.5)
     suite = Suite(
         steps=2, restarts=1, eot=1, square_images=3, square_queries=2, fresh_images=3, check_images=3
     )

@@ -3,8 +3,8 @@ import torch
 
 from cowboy_core.attacks import AttackName, AttackSpec, run_attack
 from cowboy_core.models import Classifier
-from cowboy_core.toy import fgsm, two_gaussians
 from cowboy_core.training import predict, train_classifier
+from cowboy_pipeline.toy import fgsm, two_gaussians
 
 
 @pytest.fixture(scope="module")

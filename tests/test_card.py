@@ -14,12 +14,13 @@ from cowboy_core import Cowboy, DefendedClassifier
 from cowboy_core.card import CardError
 from cowboy_core.cli import main
 from cowboy_core.models import Classifier, freeze
+from cowboy_core.settings import Settings
 
 
 @pytest.fixture
 def card(tmp_path, tiny_gan, images):
     g, d = tiny_gan
-    defense = Cowboy(g, d, steps=3, optimizer="backtracking")
+    defense = Cowboy(g, d, Settings(steps=3, optimizer="backtracking"))
     defense.threshold = float(defense.score(images).mean())
     path = tmp_path / "card.safetensors"
     defense.save(path, provenance={"settings": {"source": "test"}})
@@ -46,14 +47,22 @@ def _set(key, value, *, inside=None):
     return edit
 
 
+def _rename(key, old):
+    def edit(header):
+        header[old] = header.pop(key)
+
+    return edit
+
+
 CASES = [
     ("nan threshold", _set("threshold", math.nan), "threshold"),
     ("threshold of 7", _set("threshold", 7), "threshold"),
     ("threshold 'high'", _set("threshold", "high"), "threshold"),
     ("threshold 0", _set("threshold", 0.0), "threshold"),
     ("infinite threshold", _set("threshold", math.inf), "threshold"),
-    ("p below 1", _set("p", 0.5), "p = 0.5"),
-    ("p nan", _set("p", math.nan), "p = nan"),
+    ("p below 1", _set("threshold_power", 0.5), "threshold_power = 0.5"),
+    ("p nan", _set("threshold_power", math.nan), "threshold_power = nan"),
+    ("an old card's p", _rename("threshold_power", "p"), "now 'threshold_power'"),
     ("unknown settings key", _set("magic", 1, inside="settings"), "unknown key 'magic'"),
     ("negative steps", _set("steps", -3, inside="settings"), "settings.steps"),
     ("fractional steps", _set("steps", 2.5, inside="settings"), "settings.steps"),
@@ -94,7 +103,7 @@ def test_a_good_card_loads_and_shows(card, capsys):
 def test_overrides_on_load_are_checked(card):
     with pytest.raises(ValueError, match=r"overrides\.steps"):
         Cowboy.load(card, steps=-1)
-    assert Cowboy.load(card, steps=5).steps == 5
+    assert Cowboy.load(card, steps=5).settings.steps == 5
 
 
 def test_a_card_is_checked_before_it_is_written(tiny_gan, tmp_path, images):

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 
 from cowboy_core.adaptive import Suite
-from cowboy_core.workflow.choice import choose
-from cowboy_core.workflow.robustness import convergence_table
+from cowboy_pipeline.choice import choose
+from cowboy_pipeline.robustness import convergence_table
 
 
 def _grid():

@@ -6,12 +6,14 @@ import torch.nn.functional as F
 
 from cowboy_core import Cowboy, Execution, Objective, descend
 from cowboy_core.models import DCGANDiscriminator, freeze
+from cowboy_core.restarts import initial_latents
+from cowboy_core.settings import Settings
 from cowboy_core.updates import GD, UPDATE_RULES, Adam, Momentum, Optimizer
 
 
 def test_cleaning_lowers_the_objective(tiny_gan, images):
     g, d = tiny_gan
-    defense = Cowboy(g, d, sigma=1.0, steps=30, lr=0.05, restarts=2)
+    defense = Cowboy(g, d, Settings(sigma=1.0, steps=30, lr=0.05, restarts=2))
     result = defense.clean_detailed(images, seed=3, record_at=[0])
     assert result.images.shape == images.shape
     assert torch.all(result.loss < result.snapshot_loss[0])
@@ -22,8 +24,8 @@ def test_defense_gan_gradient_is_the_reconstruction_gradient(tiny_gan, images):
     g, d = tiny_gan
     sigma = 0.7
     plain = Execution(fold_bn=False)
-    baseline = Cowboy(g, d, sigma=sigma, method="defense_gan", execution=plain)
-    cowboy = Cowboy(g, d, sigma=sigma, method="cowboy", execution=plain)
+    baseline = Cowboy(g, d, Settings(sigma=sigma, method="defense_gan"), execution=plain)
+    cowboy = Cowboy(g, d, Settings(sigma=sigma, method="cowboy"), execution=plain)
     assert baseline.objective.d_weight == 0 and cowboy.objective.d_weight == 1
     z = torch.randn(images.shape[0], g.latent_dim, requires_grad=True)
 
@@ -43,9 +45,9 @@ def test_defense_gan_gradient_is_the_reconstruction_gradient(tiny_gan, images):
 
 def test_best_restart_has_lowest_loss(tiny_gan, images):
     g, d = tiny_gan
-    multi = Cowboy(g, d, steps=5, restarts=4).clean_detailed(images, seed=0)
-    starts = Cowboy(g, d, steps=5, restarts=4).initial_latents(1, seed=0)
-    single = Cowboy(g, d, steps=5, restarts=1)
+    multi = Cowboy(g, d, Settings(steps=5, restarts=4)).clean_detailed(images, seed=0)
+    starts = initial_latents(1, 4, g.latent_dim, seed=0)
+    single = Cowboy(g, d, Settings(steps=5, restarts=1))
     # Each restart run on its own: the chosen one is the lowest, per image.
     each = torch.stack(
         [single.clean_detailed(images, latents=starts[k].repeat(len(images), 1)).loss for k in range(4)]
@@ -58,21 +60,25 @@ def test_best_restart_has_lowest_loss(tiny_gan, images):
 
 def test_result_does_not_depend_on_batch_size(tiny_gan, images):
     g, d = tiny_gan
-    a = Cowboy(g, d, steps=8, restarts=3, execution=Execution(batch_size=4096)).clean(images, seed=1)
-    b = Cowboy(g, d, steps=8, restarts=3, execution=Execution(batch_size=3)).clean(images, seed=1)
+    a = Cowboy(g, d, Settings(steps=8, restarts=3), execution=Execution(batch_size=4096)).clean(
+        images, seed=1
+    )
+    b = Cowboy(g, d, Settings(steps=8, restarts=3), execution=Execution(batch_size=3)).clean(images, seed=1)
     assert torch.allclose(a, b, atol=1e-5)
 
 
 @pytest.mark.parametrize("optimizer", ["gd", "momentum", "adam", "backtracking"])
 def test_every_optimizer_descends(tiny_gan, images, optimizer):
     g, d = tiny_gan
-    result = Cowboy(g, d, steps=20, lr=0.02, optimizer=optimizer).clean_detailed(images, record_at=[0])
+    result = Cowboy(g, d, Settings(steps=20, lr=0.02, optimizer=optimizer)).clean_detailed(
+        images, record_at=[0]
+    )
     assert result.loss.mean() < result.snapshot_loss[0].mean()
 
 
 def test_early_stop_freezes_rows_and_reports_steps(tiny_gan, images):
     g, d = tiny_gan
-    defense = Cowboy(g, d, steps=200, lr=1e-6, early_stop_tol=0.5)
+    defense = Cowboy(g, d, Settings(steps=200, lr=1e-6, early_stop_tol=0.5))
     result = defense.clean_detailed(images, record_at=[100])
     assert torch.all(result.steps_run == 100)  # compared at 50, frozen at 100
     assert result.snapshots[100].shape == images.shape
@@ -112,13 +118,13 @@ def test_weighted_objective_is_the_paper_objective_scaled(tiny_gan, images):
 def test_lambda_form_weights_only_the_d_term(tiny_gan, images):
     g, d = tiny_gan
     z = torch.randn(images.shape[0], g.latent_dim)
-    weighted = Cowboy(g, d, lam=4.0).objective
-    paper = Cowboy(g, d, sigma=2.0).objective
+    weighted = Cowboy(g, d, Settings(d_weight=4.0)).objective
+    paper = Cowboy(g, d, Settings(sigma=2.0)).objective
     assert torch.allclose(weighted(z, images)[0], 4.0 * paper(z, images)[0], rtol=1e-5)
-    baseline = Cowboy(g, d, lam=4.0, method="defense_gan").objective
-    assert baseline.d_weight == 0 and baseline.sigma == 1.0  # reconstruction step unchanged by lam
-    with pytest.raises(ValueError, match="lam"):
-        Cowboy(g, d, lam=-1.0)
+    baseline = Cowboy(g, d, Settings(d_weight=4.0, method="defense_gan")).objective
+    assert baseline.d_weight == 0 and baseline.sigma == 1.0  # reconstruction step unchanged by d_weight
+    with pytest.raises(ValueError, match="d_weight"):
+        Cowboy(g, d, Settings(d_weight=-1.0))
 
 
 def test_unrolled_descent_gradient_matches_finite_differences():
@@ -149,14 +155,14 @@ def test_calibrate_sets_the_lp_threshold_and_refuses_weak_attacks(tiny_gan, imag
     calibration = defense.calibrate(images, p=2.0)
     scores = defense.score(images)
     assert defense.threshold == pytest.approx(float(scores.square().mean().sqrt()))
-    assert calibration.threshold == defense.threshold and defense.p == 2.0
+    assert calibration.threshold == defense.threshold and defense.threshold_power == 2.0
     with pytest.raises(ValueError, match="footnote 2"):
         defense.calibrate(images, accuracy_clean=0.9, accuracy_adversarial=0.8)
 
 
 def test_defence_card_round_trips(tiny_gan, images, tmp_path):
     g, d = tiny_gan
-    defense = Cowboy(g, d, sigma=0.5, steps=7, restarts=2, optimizer="adam")
+    defense = Cowboy(g, d, Settings(sigma=0.5, steps=7, restarts=2, optimizer="adam"))
     with pytest.raises(ValueError, match="threshold"):
         defense.save(tmp_path / "card.safetensors")
     defense.calibrate(images)
@@ -222,12 +228,12 @@ def test_mismatched_pair_is_refused(tiny_gan):
 def test_bad_hyperparameters_are_refused(tiny_gan, kwargs):
     g, d = tiny_gan
     with pytest.raises(ValueError):
-        Cowboy(g, d, **kwargs)
+        Cowboy(g, d, Settings(**kwargs))
 
 
 def test_clean_works_inside_no_grad(tiny_gan, images):
     g, d = tiny_gan
-    defense = Cowboy(g, d, steps=4)
+    defense = Cowboy(g, d, Settings(steps=4))
     expected = defense.clean(images)
     with torch.no_grad():
         assert torch.equal(defense.clean(images), expected)

@@ -12,6 +12,7 @@ from cowboy_core import Cowboy, DefendedClassifier
 from cowboy_core.cli import main
 from cowboy_core.io import save_models
 from cowboy_core.models import Classifier, freeze
+from cowboy_core.settings import Settings
 
 
 @pytest.fixture
@@ -53,7 +54,7 @@ def test_clean_matches_the_library(tmp_path, checkpoint, image_file, tiny_gan):
     ]
     assert main(args) == 0
     g, d = tiny_gan
-    expected = Cowboy(g, d, sigma=0.8, steps=4).clean(x, seed=7)
+    expected = Cowboy(g, d, Settings(sigma=0.8, steps=4)).clean(x, seed=7)
     assert torch.allclose(torch.from_numpy(np.load(out)), expected, atol=1e-6)
 
 
@@ -187,7 +188,7 @@ def test_defended_classifier_policies(tiny_gan, images):
     classifier = freeze(Classifier(channels=1, image_size=28, width=4))
     scores = Cowboy(g, d).score(images)
     threshold = float(scores.median())
-    defense = Cowboy(g, d, steps=3, threshold=threshold)
+    defense = Cowboy(g, d, Settings(steps=3), threshold=threshold)
     flagged = scores < threshold
 
     model = DefendedClassifier(classifier, defense, "detect-then-clean")
@@ -202,7 +203,7 @@ def test_defended_classifier_policies(tiny_gan, images):
     logits = rejecting(images)
     assert torch.isnan(logits[flagged]).all() and not torch.isnan(logits[~flagged]).any()
 
-    everything = DefendedClassifier(classifier, Cowboy(g, d, steps=3), "clean-all")
+    everything = DefendedClassifier(classifier, Cowboy(g, d, Settings(steps=3)), "clean-all")
     all_logits = everything(images)
     assert everything.last_report.cleaned.all()
     # A flagged input starts from the z0 of its place in the batch, whatever else is flagged.

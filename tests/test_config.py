@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cowboy_core.workflow.config import ConfigError, load_schema, validate_config
+from cowboy_pipeline.config import ConfigError, load_schema, validate_config
 
 from .conftest import REPO, run_snakemake
 

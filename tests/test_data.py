@@ -14,7 +14,7 @@ from cowboy_core.data import (
     to_uint8,
     to_unit_range,
 )
-from cowboy_core.toy import two_gaussians
+from cowboy_pipeline.toy import two_gaussians
 
 from .fixtures.torchvision_files import write_idx
 

@@ -65,7 +65,7 @@ def test_calibration_follows_footnote_2():
 
 
 def test_paired_comparison_on_known_cases():
-    from cowboy_core.evaluation import paired_comparison
+    from cowboy_pipeline.statistics import paired_comparison
 
     rng = np.random.default_rng(0)
     b = rng.random(2000) < 0.6

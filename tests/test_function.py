@@ -7,7 +7,9 @@ import torch
 
 from cowboy_core import Cowboy, DefendedClassifier, Execution
 from cowboy_core.io import load_models
-from cowboy_core.workflow.runtime import load_split
+from cowboy_core.restarts import initial_latents
+from cowboy_core.settings import Settings
+from cowboy_pipeline.runtime import load_split
 
 
 def _alone(call, x):
@@ -33,7 +35,10 @@ def test_cleaning_is_the_same_bits_alone_in_a_batch_and_in_chunks(trained, optim
     g, d, _, x = trained
     # A chunk of 16 rows: 20 images x 3 restarts span several chunks, the last one padded.
     defense = Cowboy(
-        g, d, steps=6, lr=0.05, restarts=restarts, optimizer=optimizer, execution=Execution(batch_size=16)
+        g,
+        d,
+        Settings(steps=6, lr=0.05, restarts=restarts, optimizer=optimizer),
+        execution=Execution(batch_size=16),
     )
     together = defense.clean(x, seed=4)
     assert torch.equal(together, _alone(lambda rows: defense.clean(rows, seed=4), x))
@@ -50,7 +55,7 @@ def test_cleaning_is_the_same_bits_alone_in_a_batch_and_in_chunks(trained, optim
 @pytest.mark.parametrize("policy", ["clean-all", "detect-then-clean", "reject"])
 def test_defended_classifier_answers_the_same_whatever_shares_the_call(trained, policy):
     g, d, classifier, x = trained
-    defense = Cowboy(g, d, steps=4, restarts=2, execution=Execution(batch_size=8))
+    defense = Cowboy(g, d, Settings(steps=4, restarts=2), execution=Execution(batch_size=8))
     defense.threshold = float(defense.score(x).median())
     model = DefendedClassifier(classifier, defense, policy)
     together = model(x)
@@ -62,7 +67,9 @@ def test_defended_classifier_answers_the_same_whatever_shares_the_call(trained, 
 
 def test_early_stopped_rows_freeze_without_changing_their_neighbours(tiny_gan, images):
     g, d = tiny_gan
-    defense = Cowboy(g, d, steps=120, lr=0.02, early_stop_tol=0.2, execution=Execution(batch_size=4))
+    defense = Cowboy(
+        g, d, Settings(steps=120, lr=0.02, early_stop_tol=0.2), execution=Execution(batch_size=4)
+    )
     together = defense.clean_detailed(images)
     alone = [defense.clean_detailed(images[i : i + 1]) for i in range(len(images))]
     assert torch.equal(together.images, torch.cat([a.images for a in alone]))
@@ -73,22 +80,22 @@ def test_early_stopped_rows_freeze_without_changing_their_neighbours(tiny_gan, i
 def test_backtracking_never_raises_the_loss_where_plain_gd_diverges(tiny_gan, images):
     g, d = tiny_gan
     record = list(range(0, 31))
-    stable = Cowboy(g, d, steps=30, lr=50.0, optimizer="backtracking").clean_detailed(
+    stable = Cowboy(g, d, Settings(steps=30, lr=50.0, optimizer="backtracking")).clean_detailed(
         images, record_at=record
     )
     losses = torch.stack([stable.snapshot_loss[s] for s in record])
     assert torch.all(losses[1:] <= losses[:-1])  # per row, every step
     assert torch.all(losses[-1] < losses[0])  # and it does descend
-    plain = Cowboy(g, d, steps=30, lr=50.0, optimizer="gd").clean_detailed(images, record_at=record)
+    plain = Cowboy(g, d, Settings(steps=30, lr=50.0, optimizer="gd")).clean_detailed(images, record_at=record)
     rises = torch.stack([plain.snapshot_loss[s] for s in record]).diff(dim=0) > 0
     assert rises.any()  # the same step size without the line search oscillates
 
 
 def test_restart_starts_do_not_depend_on_the_batch(tiny_gan):
     g, d = tiny_gan
-    defense = Cowboy(g, d, restarts=3)
-    starts = defense.initial_latents(5, seed=7)
-    assert torch.equal(starts[:3], defense.initial_latents(1, seed=7))
+    defense = Cowboy(g, d, Settings(restarts=3))
+    starts = initial_latents(5, 3, defense.latent_dim, seed=7)
+    assert torch.equal(starts[:3], initial_latents(1, 3, defense.latent_dim, seed=7))
     assert torch.equal(starts[3:6], starts[:3])
     assert not torch.equal(starts[0], starts[1])
-    assert not torch.equal(defense.initial_latents(1, seed=8), starts[:3])
+    assert not torch.equal(initial_latents(1, 3, defense.latent_dim, seed=8), starts[:3])

@@ -25,7 +25,7 @@ def _config(workdir: Path) -> Path:
     return tiny_config(
         workdir,
         datasets__fashion_mnist__gan={"steps": GAN_STEPS, "batch_size": 32, "checkpoints": [10]},
-        dterm__datasets=[],
+        discriminator_study__datasets=[],
     )
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from cowboy_core.workflow.toy import run_toy
+from cowboy_pipeline.toy import run_toy
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@ import torch
 
 from cowboy_core.io import load_state, save_state
 from cowboy_core.models import Classifier, DCGANDiscriminator, DCGANGenerator
-from cowboy_core.toy import ToyClassifier, two_gaussians
 from cowboy_core.training import GANTrainer, TrainingDivergedError, predict, train_classifier
+from cowboy_pipeline.toy import ToyClassifier, two_gaussians
 
 
 def _gan(seed: int = 0) -> GANTrainer:

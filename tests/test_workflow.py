@@ -97,7 +97,12 @@ def test_defence_card_and_deployment_use_the_pipelines_numbers(tiny_run: Path):
     assert set(grid["setting"]) == set(config["card"]["grid"]) and grid["chosen"].sum() == 1
     chosen = grid[grid["chosen"]].iloc[0]
     assert bool(chosen["feasible"]) and chosen["objective"] == grid[grid["feasible"]]["objective"].max()
-    assert (card.optimizer.value, card.steps, card.lr) == (chosen["optimizer"], chosen["steps"], chosen["lr"])
+    settings = card.settings
+    assert (settings.optimizer, settings.steps, settings.lr) == (
+        chosen["optimizer"],
+        chosen["steps"],
+        chosen["lr"],
+    )
     assert card.card["provenance"]["settings"]["chosen"] == chosen["setting"]
     assert card.card["provenance"]["settings"]["source"].endswith("fashion_mnist.choice.csv")
     assert (grid["n"] == config["card"]["images"]).all() and grid["flip_rate_perturbed"].between(0, 1).all()
@@ -112,7 +117,7 @@ def test_defence_card_and_deployment_use_the_pipelines_numbers(tiny_run: Path):
 def test_discriminator_study_chooses_on_validation_and_pairs_on_test(tiny_run: Path):
     import json
 
-    table = pd.read_csv(tiny_run / "results/dterm.csv")
+    table = pd.read_csv(tiny_run / "results/discriminator_study.csv")
     own = table[table["comparison"] == "own validation choice"]
     assert {"pooled", "seed0_step20", "seed1_step20", "seed0_step30"} <= set(own["gan"])
     assert set(own["attack"]) == {"fgsm", "none"}  # "none": what cleaning costs clean images
@@ -120,12 +125,13 @@ def test_discriminator_study_chooses_on_validation_and_pairs_on_test(tiny_run: P
     assert own["mcnemar_p"].between(0, 1).all() and own["tost_p"].between(0, 1).all()
     pooled = own[(own["gan"] == "pooled") & (own["attack"] == "fgsm")].iloc[0]
     assert pooled["n"] == 2 * 8  # the two seeds at the standard steps, not the longer GAN
-    choice = json.loads((tiny_run / "results/dterm/fashion_mnist/seed1_step20/chosen.json").read_text())
+    chosen = tiny_run / "results/discriminator_study/fashion_mnist/seed1_step20/chosen.json"
+    choice = json.loads(chosen.read_text())
     assert set(choice["chosen"]) == {"cowboy", "defense_gan"} and choice["split"] == "val"
-    assert choice["chosen"]["defense_gan"]["setting"]["lam"] == 0 and choice["validation"]
-    grid = pd.read_csv(tiny_run / "results/dterm_validation.csv")
+    assert choice["chosen"]["defense_gan"]["setting"]["d_weight"] == 0 and choice["validation"]
+    grid = pd.read_csv(tiny_run / "results/discriminator_study_validation.csv")
     # Flips are measured on the first GAN's grid (not the long runs) and used for every GAN.
-    on_grid = (grid["steps"] <= 4) & grid["lam"].isin([0, 16])  # not the long runs' extra lam 1
+    on_grid = (grid["steps"] <= 4) & grid["d_weight"].isin([0, 16])  # not the long runs' extra d_weight 1
     assert grid.loc[on_grid, "flip_rate"].notna().all()
 
 

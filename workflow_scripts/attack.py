@@ -5,7 +5,7 @@ import sys
 from cowboy_core.attacks import AttackSpec, parse_attack, run_attack
 from cowboy_core.io import save_tensors
 from cowboy_core.training import predict
-from cowboy_core.workflow.runtime import load_checked, load_split, stable_offset, start_job
+from cowboy_pipeline.runtime import load_checked, load_split, stable_offset, start_job
 
 wc = snakemake.wildcards
 device = start_job(snakemake, seed_offset=stable_offset(wc.dataset, wc.split, wc.attack))

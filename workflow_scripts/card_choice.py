@@ -3,8 +3,8 @@ grid's settings whose flip rates all stay at most card.max_flip_rate. Writes the
 with its constraint values, its feasibility and the choice."""
 
 from cowboy_core.io import write_dataframe
-from cowboy_core.workflow.choice import FLIP_COLUMNS, choose, grid_table
-from cowboy_core.workflow.runtime import LOG, read_tables, start_job
+from cowboy_pipeline.choice import FLIP_COLUMNS, choose, grid_table
+from cowboy_pipeline.runtime import LOG, read_tables, start_job
 
 start_job(snakemake)
 card = snakemake.params.card

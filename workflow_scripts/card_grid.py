@@ -1,11 +1,12 @@
 """One setting of the defence card's validation grid: clean the first validation images and
 the calibration attack's versions of them, alone, in another chunking and perturbed, and
-record per image what the chooser needs (cowboy_core.workflow.choice.measure_setting)."""
+record per image what the chooser needs (cowboy_pipeline.choice.measure_setting)."""
 
 from cowboy_core import Cowboy, Execution
 from cowboy_core.io import load_tensors, write_dataframe
-from cowboy_core.workflow.choice import measure_setting
-from cowboy_core.workflow.runtime import LOG, load_checked, load_split, start_job
+from cowboy_core.settings import Settings
+from cowboy_pipeline.choice import measure_setting
+from cowboy_pipeline.runtime import LOG, load_checked, load_split, start_job
 
 device = start_job(snakemake)
 wc, params = snakemake.wildcards, snakemake.params
@@ -20,7 +21,9 @@ if attacked.shape[0] < n:
 (classifier,) = load_checked(snakemake.input.classifier, meta, device, "classifier")
 generator, discriminator = load_checked(snakemake.input.gan, meta, device, "generator", "discriminator")
 LOG.info("setting %s: %s", wc.setting, params.setting)
-defense = Cowboy(generator, discriminator, **params.setting, execution=Execution.from_env(device=device))
+defense = Cowboy(
+    generator, discriminator, Settings(**params.setting), execution=Execution.from_env(device=device)
+)
 rows = measure_setting(
     classifier.eval(),
     defense,

@@ -6,7 +6,7 @@ import pandas as pd
 from cowboy_core import Cowboy, Execution
 from cowboy_core.diagnostics import chaos_report
 from cowboy_core.io import write_dataframe
-from cowboy_core.workflow.runtime import load_checked, load_split, start_job
+from cowboy_pipeline.runtime import load_checked, load_split, start_job
 
 device = start_job(snakemake)
 wc, params = snakemake.wildcards, snakemake.params
@@ -16,10 +16,10 @@ execution = Execution.from_env(device=device)
 defense = Cowboy.load(snakemake.input.card, execution=execution, method=wc.method, **params.overrides)
 report = chaos_report(classifier.eval(), defense, images[: params.images].to(device), seed=params.seed)
 settings = {
-    "sigma": defense.sigma,
-    "steps": defense.steps,
-    "lr": defense.lr,
-    "optimizer": defense.optimizer.value,
+    "sigma": defense.settings.sigma,
+    "steps": defense.settings.steps,
+    "lr": defense.settings.lr,
+    "optimizer": defense.settings.optimizer,
 }
 row = {"dataset": wc.dataset, "method": wc.method, "settings": wc.settings, **settings, **report}
 write_dataframe(pd.DataFrame([row]), snakemake.output[0])

@@ -1,9 +1,10 @@
 """Clean one attack's images with cowboy or Defense-GAN; classify; write per-sample rows."""
 
 from cowboy_core import Cowboy, Execution
-from cowboy_core.evaluation import per_sample_rows
 from cowboy_core.io import load_tensors, save_tensors, write_dataframe
-from cowboy_core.workflow.runtime import LOG, load_checked, load_split, stable_offset, start_job
+from cowboy_core.settings import Settings
+from cowboy_pipeline.runtime import LOG, load_checked, load_split, stable_offset, start_job
+from cowboy_pipeline.statistics import per_sample_rows
 
 wc, params = snakemake.wildcards, snakemake.params
 device = start_job(snakemake, seed_offset=stable_offset(wc.dataset, wc.split, wc.attack))
@@ -15,11 +16,8 @@ generator, discriminator = load_checked(snakemake.input.gan, meta, device, "gene
 defense = Cowboy(
     generator,
     discriminator,
-    sigma=float(wc.sigma),
-    steps=int(wc.run_steps),
-    method=wc.method,
+    Settings(sigma=float(wc.sigma), steps=int(wc.run_steps), method=wc.method, **params.cleaning),
     execution=Execution.from_env(device=device, progress=True),
-    **params.cleaning,
 )
 LOG.info("cleaning %s with %s", wc.attack, defense.settings)
 # The same z0 for every method and attack: Table 2 compares the methods on paired starts.

@@ -7,8 +7,9 @@ import sys
 import pandas as pd
 
 from cowboy_core import Cowboy, Execution
-from cowboy_core.workflow.runtime import load_checked, load_split, start_job
-from cowboy_core.workflow.tables import validation_calibration
+from cowboy_core.settings import Settings
+from cowboy_pipeline.runtime import load_checked, load_split, start_job
+from cowboy_pipeline.tables import validation_calibration
 
 device = start_job(snakemake)
 wc = snakemake.wildcards
@@ -33,8 +34,8 @@ chosen = winner.iloc[0]
 keys = ("method", "optimizer", "lr", "steps", "sigma", "restarts")
 settings = {key: chosen[key].item() if hasattr(chosen[key], "item") else chosen[key] for key in keys}
 settings |= snakemake.params.fixed
-defense = Cowboy(generator, discriminator, **settings, execution=Execution(device=device))
-defense.threshold, defense.p = calibration.threshold, calibration.p
+defense = Cowboy(generator, discriminator, Settings(**settings), execution=Execution(device=device))
+defense.threshold, defense.threshold_power = calibration.threshold, calibration.p
 provenance = {
     "gan": snakemake.input.gan,
     "threshold": {

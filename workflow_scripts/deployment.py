@@ -6,11 +6,11 @@ import pandas as pd
 
 from cowboy_core import DefendedClassifier, Execution, Policy
 from cowboy_core.defended import mixed_stream
-from cowboy_core.evaluation import stream_metrics
 from cowboy_core.io import load_tensors, write_dataframe
 from cowboy_core.training import predict
-from cowboy_core.workflow.robustness import operating_curve
-from cowboy_core.workflow.runtime import load_checked, load_split, start_job
+from cowboy_pipeline.robustness import operating_curve
+from cowboy_pipeline.runtime import load_checked, load_split, start_job
+from cowboy_pipeline.statistics import stream_metrics
 
 device = start_job(snakemake)
 wc, params = snakemake.wildcards, snakemake.params

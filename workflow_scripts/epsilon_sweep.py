@@ -3,10 +3,10 @@
 import pandas as pd
 
 from cowboy_core.attacks import AttackName, AttackSpec, run_attack
-from cowboy_core.evaluation import wilson_interval
 from cowboy_core.io import write_dataframe
 from cowboy_core.training import predict
-from cowboy_core.workflow.runtime import load_checked, load_split, start_job
+from cowboy_pipeline.runtime import load_checked, load_split, start_job
+from cowboy_pipeline.statistics import wilson_interval
 
 device = start_job(snakemake)
 params = snakemake.params

@@ -1,8 +1,8 @@
 """Figure 5: original, adversarial and cowboy-cleaned images for each dataset and attack."""
 
 from cowboy_core.io import load_tensors
-from cowboy_core.workflow.plots import grids_figure, save_figure
-from cowboy_core.workflow.runtime import start_job
+from cowboy_pipeline.plots import grids_figure, save_figure
+from cowboy_pipeline.runtime import start_job
 
 start_job(snakemake)
 panels = []

@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from cowboy_core.evaluation import wilson_interval
-from cowboy_core.workflow.plots import gan_quality_cleaning, gan_quality_detection, save_figure
-from cowboy_core.workflow.runtime import start_job
+from cowboy_pipeline.plots import gan_quality_cleaning, gan_quality_detection, save_figure
+from cowboy_pipeline.runtime import start_job
+from cowboy_pipeline.statistics import wilson_interval
 
 start_job(snakemake)
 clean = pd.concat([pd.read_parquet(p) for p in snakemake.input.clean], ignore_index=True)

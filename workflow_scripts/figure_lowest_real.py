@@ -3,8 +3,8 @@
 import pandas as pd
 import torch
 
-from cowboy_core.workflow.plots import grids_figure, save_figure
-from cowboy_core.workflow.runtime import load_split, start_job
+from cowboy_pipeline.plots import grids_figure, save_figure
+from cowboy_pipeline.runtime import load_split, start_job
 
 start_job(snakemake)
 n = snakemake.params.images

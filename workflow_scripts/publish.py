@@ -3,7 +3,7 @@
 import shutil
 
 from cowboy_core.io import atomic_path
-from cowboy_core.workflow.runtime import start_job
+from cowboy_pipeline.runtime import start_job
 
 start_job(snakemake)
 for source, target in zip(snakemake.input, snakemake.output, strict=True):

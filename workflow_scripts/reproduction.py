@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from cowboy_core.io import write_dataframe, write_text
-from cowboy_core.workflow.report import comparison_table, markdown_report
-from cowboy_core.workflow.runtime import start_job
+from cowboy_pipeline.report import comparison_table, markdown_report
+from cowboy_pipeline.runtime import start_job
 
 start_job(snakemake)
 inp, params = snakemake.input, snakemake.params

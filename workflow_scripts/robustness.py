@@ -6,7 +6,7 @@ import pandas as pd
 from cowboy_core import Cowboy, Execution
 from cowboy_core.adaptive import Suite, run_suite
 from cowboy_core.io import write_dataframe
-from cowboy_core.workflow.runtime import LOG, load_checked, load_split, start_job
+from cowboy_pipeline.runtime import LOG, load_checked, load_split, start_job
 
 device = start_job(snakemake)
 wc, params = snakemake.wildcards, snakemake.params

@@ -4,9 +4,9 @@ worst case), Carlini et al.'s checks, the chaos table and the robustness figure.
 import pandas as pd
 
 from cowboy_core.io import write_dataframe
-from cowboy_core.workflow.plots import robustness_curves, save_figure
-from cowboy_core.workflow.robustness import carlini_checks, convergence_table, robustness_table
-from cowboy_core.workflow.runtime import start_job
+from cowboy_pipeline.plots import robustness_curves, save_figure
+from cowboy_pipeline.robustness import carlini_checks, convergence_table, robustness_table
+from cowboy_pipeline.runtime import start_job
 
 start_job(snakemake)
 per_image = pd.concat([pd.read_parquet(path) for path in snakemake.input.robustness], ignore_index=True)

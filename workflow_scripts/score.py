@@ -5,7 +5,7 @@ import pandas as pd
 from cowboy_core.detection import discriminator_logits, scores_from_logits
 from cowboy_core.io import load_tensors, write_dataframe
 from cowboy_core.training import predict
-from cowboy_core.workflow.runtime import load_checked, load_split, start_job
+from cowboy_pipeline.runtime import load_checked, load_split, start_job
 
 device = start_job(snakemake)
 wc = snakemake.wildcards

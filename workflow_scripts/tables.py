@@ -5,8 +5,8 @@ import math
 import pandas as pd
 
 from cowboy_core.io import write_dataframe
-from cowboy_core.workflow.runtime import start_job
-from cowboy_core.workflow.tables import accuracy_long, detection_table, sweep_table, table1, table2
+from cowboy_pipeline.runtime import start_job
+from cowboy_pipeline.tables import accuracy_long, detection_table, sweep_table, table1, table2
 
 start_job(snakemake)
 inp, out, params = snakemake.input, snakemake.output, snakemake.params

@@ -3,9 +3,9 @@
 import pandas as pd
 
 from cowboy_core.io import write_dataframe
-from cowboy_core.workflow.plots import save_figure, surface
-from cowboy_core.workflow.runtime import start_job
-from cowboy_core.workflow.toy import evaluate_on_grid, run_toy
+from cowboy_pipeline.plots import save_figure, surface
+from cowboy_pipeline.runtime import start_job
+from cowboy_pipeline.toy import evaluate_on_grid, run_toy
 
 device = start_job(snakemake)
 toy = snakemake.params.toy

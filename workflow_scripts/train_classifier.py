@@ -3,7 +3,7 @@
 from cowboy_core.io import save_models
 from cowboy_core.models import Classifier
 from cowboy_core.training import predict, train_classifier
-from cowboy_core.workflow.runtime import LOG, load_split, start_job
+from cowboy_pipeline.runtime import LOG, load_split, start_job
 
 device = start_job(snakemake)
 params = snakemake.params.classifier

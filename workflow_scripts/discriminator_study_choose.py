@@ -4,8 +4,8 @@ choice with the validation numbers it came from; the test cleaning jobs read thi
 import json
 
 from cowboy_core.io import write_text
-from cowboy_core.workflow.dterm import attach_flip_rates, choose_setting
-from cowboy_core.workflow.runtime import read_tables, start_job
+from cowboy_pipeline.discriminator_study import attach_flip_rates, choose_setting
+from cowboy_pipeline.runtime import read_tables, start_job
 
 start_job(snakemake)
 # Flip rates come from the first GAN's grid: cleaning images one at a time is too slow to repeat.

@@ -10,11 +10,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..cleaning import Cowboy
-from ..detection import discriminator_logits, scores_from_logits
-from ..evaluation import paired_comparison, wilson_interval
-from ..training import predict
+from cowboy_core.cleaning import Cowboy
+from cowboy_core.detection import discriminator_logits, scores_from_logits
+from cowboy_core.restarts import initial_latents
+from cowboy_core.training import predict
+
 from .choice import choose
+from .statistics import paired_comparison, wilson_interval
 
 
 def cleaning_curve(
@@ -31,8 +33,8 @@ def cleaning_curve(
     and the loss; for the first ``flip_images`` images also whether cleaning the image alone
     (same z0) changes the prediction, since a defence whose answer depends on its batch
     neighbours is not well defined."""
-    n, r = x.shape[0], defense.restarts
-    z0 = defense.initial_latents(n, seed)
+    n, r = x.shape[0], defense.settings.restarts
+    z0 = initial_latents(n, defense.settings.restarts, defense.latent_dim, seed)
     result = defense.clean_detailed(x, latents=z0, record_at=record_at)
     alone: dict[int, list[torch.Tensor]] = {s: [] for s in result.snapshots}
     for i in range(min(flip_images, n)):
@@ -63,7 +65,7 @@ def cleaning_curve(
     return pd.concat(frames, ignore_index=True)
 
 
-SETTING_KEYS = ["method", "lam", "optimizer", "lr", "restarts", "steps"]
+SETTING_KEYS = ["method", "d_weight", "optimizer", "lr", "restarts", "steps"]
 
 
 def _plain(value: Any) -> Any:

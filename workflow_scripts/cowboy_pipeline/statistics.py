@@ -11,9 +11,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .cleaning import CleaningResult, Cowboy
-from .detection import discriminator_logits, scores_from_logits
-from .training import predict
+from cowboy_core.cleaning import CleaningResult, Cowboy
+from cowboy_core.detection import discriminator_logits, scores_from_logits
+from cowboy_core.training import predict
 
 
 def wilson_interval(correct: int, total: int, z: float = 1.959964) -> tuple[float, float]:

@@ -5,8 +5,9 @@ import torch
 from torch import nn
 
 from cowboy_core import Cowboy, Execution
-from cowboy_core.fastpath import fold_batchnorm, subpixel_conv, subpixel_convs, subpixel_transpose
+from cowboy_core.execution import fold_batchnorm, subpixel_conv, subpixel_convs, subpixel_transpose
 from cowboy_core.models import DCGANDiscriminator, DCGANGenerator, freeze
+from cowboy_core.settings import Settings
 
 
 def trained_looking_gan(channels: int, size: int) -> tuple[nn.Module, nn.Module]:
@@ -60,8 +61,8 @@ def test_fast_path_cleans_like_the_plain_path():
     g, d = trained_looking_gan(1, 28)
     x = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
     slow = Execution(fold_bn=False, subpixel=False, channels_last=False)
-    plain = Cowboy(g, d, steps=10, execution=slow).clean(x)
-    fast = Cowboy(g, d, steps=10).clean(x)
+    plain = Cowboy(g, d, Settings(steps=10), execution=slow).clean(x)
+    fast = Cowboy(g, d, Settings(steps=10)).clean(x)
     assert torch.allclose(fast, plain, atol=1e-4)
 
 
@@ -70,7 +71,7 @@ def test_compiled_loss_cleans_like_eager():
     """The torch.compile path (CUDA graphs on a GPU) computes the same steps as eager."""
     g, d = trained_looking_gan(1, 28)
     x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    eager = Cowboy(g, d, steps=3).clean(x)
+    eager = Cowboy(g, d, Settings(steps=3)).clean(x)
     assert not Execution().compile  # opt-in until a GPU benchmark shows it pays
-    compiled_defense = Cowboy(g, d, steps=3, execution=Execution(compile=True))
+    compiled_defense = Cowboy(g, d, Settings(steps=3), execution=Execution(compile=True))
     assert torch.allclose(compiled_defense.clean(x), eager, atol=1e-4)

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..fastpath import pick_device
-from ..io import load_models, load_tensors
+from cowboy_core.execution import pick_device
+from cowboy_core.io import load_models, load_tensors
 
 LOG = logging.getLogger("cowboy")
 
@@ -63,7 +63,7 @@ def stable_offset(*parts: str) -> int:
 
 def load_split(path: str, split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
     """Images in [-1, 1], labels and source indices of one split of a prepared dataset file."""
-    from ..data import to_unit_range
+    from cowboy_core.data import to_unit_range
 
     tensors, meta = load_tensors(path)
     if f"{split}_images" not in tensors:

@@ -13,9 +13,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..cleaning import Cowboy
-from ..diagnostics import cleaned_predictions, step_sharpness
-from ..evaluation import wilson_interval
+from cowboy_core.cleaning import Cowboy
+from cowboy_core.diagnostics import cleaned_predictions, step_sharpness
+from cowboy_core.updates import rule_for
+
+from .statistics import wilson_interval
 
 # The card's constraints: each flip rate of the grid table, at most max_flip_rate.
 FLIP_COLUMNS = ["flip_rate_alone", "flip_rate_rechunked", "flip_rate_perturbed"]
@@ -45,7 +47,7 @@ def measure_setting(
     flipped_alone[: seen.alone.shape[0]] = (seen.alone != seen.batch[: seen.alone.shape[0]]).numpy()
     sharpness = np.full(2 * n, np.nan)
     sharp = step_sharpness(defense, attacked[:trajectories], seed=seed).numpy()
-    sharp = sharp.reshape(-1, defense.restarts).max(axis=1)
+    sharp = sharp.reshape(-1, defense.settings.restarts).max(axis=1)
     sharpness[n : n + sharp.shape[0]] = sharp
     return pd.DataFrame(
         {
@@ -56,7 +58,7 @@ def measure_setting(
             "flipped_rechunked": (seen.rechunked != seen.batch).numpy().astype(float),
             "flipped_perturbed": (seen.perturbed != seen.batch).numpy().astype(float),
             "step_x_curvature": sharpness,
-            "stability_limit": defense.update_rule().stability_limit,
+            "stability_limit": rule_for(defense.settings.optimizer, defense.settings.lr).stability_limit,
         }
     )
 

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from ..io import atomic_path
+from cowboy_core.io import atomic_path
 
 
 def save_figure(figure: Figure, path: str | Path) -> None:
@@ -168,14 +168,14 @@ def robustness_curves(table: pd.DataFrame) -> Figure:
     return fig
 
 
-def dterm_figure(validation: pd.DataFrame) -> Figure:
-    """Validation: cowboy (one line per lam) minus Defense-GAN at the same optimizer, step
+def discriminator_study_figure(validation: pd.DataFrame) -> Figure:
+    """Validation: cowboy (one line per d_weight) minus Defense-GAN at the same optimizer, step
     size and step count, paired on the same images and z0, pooled over GAN seeds, with 95%
     paired-bootstrap intervals; one panel per optimizer (R = 1)."""
-    from ..evaluation import paired_comparison
+    from .statistics import paired_comparison
 
     single = validation[validation["restarts"] == 1].drop_duplicates(
-        subset=["gan", "image", "method", "lam", "optimizer", "lr", "steps"]
+        subset=["gan", "image", "method", "d_weight", "optimizer", "lr", "steps"]
     )
     optimizers = single[["optimizer", "lr"]].drop_duplicates().sort_values(["optimizer", "lr"]).to_numpy()
     fig, axes = plt.subplots(
@@ -184,7 +184,7 @@ def dterm_figure(validation: pd.DataFrame) -> Figure:
     for ax, (optimizer, lr) in zip(axes[0], optimizers, strict=False):
         runs = single[(single["optimizer"] == optimizer) & (single["lr"] == lr)]
         base = runs[runs["method"] == "defense_gan"].set_index(["gan", "image", "steps"])["correct"]
-        for lam, line in runs[runs["method"] == "cowboy"].groupby("lam"):
+        for d_weight, line in runs[runs["method"] == "cowboy"].groupby("d_weight"):
             line = line.set_index(["gan", "image", "steps"])["correct"]
             common = line.index.intersection(base.index)
             points = []
@@ -199,7 +199,7 @@ def dterm_figure(validation: pd.DataFrame) -> Figure:
                 points.append((steps, stats["difference"], stats["ci_low"], stats["ci_high"]))
             if points:
                 steps_, diff, low, high = map(np.array, zip(*points, strict=True))
-                ax.plot(steps_, diff, marker="o", label=f"lam {lam:g}")
+                ax.plot(steps_, diff, marker="o", label=f"d_weight {d_weight:g}")
                 ax.fill_between(steps_, low, high, alpha=0.15)
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.set_xscale("log")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..evaluation import wilson_interval
+from .statistics import wilson_interval
 from .tables import accuracy_row
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from cowboy_core.io import write_dataframe
-from cowboy_core.workflow.dterm import attach_flip_rates, choose_setting, paired_table
-from cowboy_core.workflow.plots import dterm_figure, save_figure
-from cowboy_core.workflow.runtime import read_tables, start_job
+from cowboy_pipeline.discriminator_study import attach_flip_rates, choose_setting, paired_table
+from cowboy_pipeline.plots import discriminator_study_figure, save_figure
+from cowboy_pipeline.runtime import read_tables, start_job
 
 start_job(snakemake)
 inp, margin = snakemake.input, snakemake.params.margin
@@ -25,10 +25,10 @@ chosen = read_tables(inp.chosen).assign(comparison="own validation choice")
 fixed = read_tables(inp.fixed)
 fixed = fixed[fixed["steps"] == fixed["run_steps"]]  # the final snapshot of each fixed run
 spec = ["optimizer", "lr", "restarts", "run_steps"]
-lam = fixed.groupby(spec)["lam"].transform("max")  # the cowboy side of each fixed pair
+d_weight = fixed.groupby(spec)["d_weight"].transform("max")  # the cowboy side of each fixed pair
 fixed = fixed.assign(
-    comparison="fixed: lam "
-    + lam.map("{:g}".format)
+    comparison="fixed: d_weight "
+    + d_weight.map("{:g}".format)
     + ", "
     + fixed["optimizer"]
     + " lr "
@@ -52,4 +52,4 @@ table["defense_gan_setting"] = [
     for c, g in zip(table["comparison"], table["gan"], strict=True)
 ]
 write_dataframe(table, snakemake.output.table)
-save_figure(dterm_figure(validation), snakemake.output.figure)
+save_figure(discriminator_study_figure(validation), snakemake.output.figure)

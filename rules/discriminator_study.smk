@@ -1,5 +1,5 @@
 # Does the discriminator term help? (beyond the paper; docs/reproduction/fashion-mnist.md)
-# Several GAN seeds; a validation grid over the D weight lam (0 = Defense-GAN), optimizers,
+# Several GAN seeds; a validation grid over the D weight d_weight (0 = Defense-GAN), optimizers,
 # steps and restarts; each method's setting chosen on validation by a rule; the test split at
 # those settings and at shared fixed ones; paired statistics of cowboy minus Defense-GAN.
 
@@ -22,7 +22,7 @@ rule train_gan_seeded:
         "../workflow_scripts/train_gan.py"
 
 
-rule dterm_clean:
+rule discriminator_study_clean:
     input:
         data="results/data/{dataset}/eval.safetensors",
         classifier="results/models/{dataset}/classifier.safetensors",
@@ -40,57 +40,57 @@ rule dterm_clean:
     benchmark:
         DTERM_CLEAN.replace("results/", "results/benchmarks/").replace(".parquet", ".tsv")
     script:
-        "../workflow_scripts/dterm_clean.py"
+        "../workflow_scripts/discriminator_study_clean.py"
 
 
-rule dterm_choose:
+rule discriminator_study_choose:
     input:
         unpack(dterm_choice_inputs),
     output:
-        "results/dterm/{dataset}/{gan}/chosen.json",
+        "results/discriminator_study/{dataset}/{gan}/chosen.json",
     params:
-        max_flip_rate=config["dterm"]["max_flip_rate"],
+        max_flip_rate=config["discriminator_study"]["max_flip_rate"],
     log:
-        "results/logs/dterm/{dataset}/{gan}/choose.log",
+        "results/logs/discriminator_study/{dataset}/{gan}/choose.log",
     script:
-        "../workflow_scripts/dterm_choose.py"
+        "../workflow_scripts/discriminator_study_choose.py"
 
 
-rule dterm_test_chosen:
+rule discriminator_study_test_chosen:
     input:
         data="results/data/{dataset}/eval.safetensors",
         classifier="results/models/{dataset}/classifier.safetensors",
         gan=dterm_gan_file,
         adversarial="results/attacks/{dataset}/{split}/{attack}.safetensors",
-        chosen="results/dterm/{dataset}/{gan}/chosen.json",
+        chosen="results/discriminator_study/{dataset}/{gan}/chosen.json",
     output:
-        "results/dterm/{dataset}/{split}/{attack}/{gan}/{method}_chosen_n{n}.parquet",
+        "results/discriminator_study/{dataset}/{split}/{attack}/{gan}/{method}_chosen_n{n}.parquet",
     params:
         images=dterm_images,
         record_steps=[],
         flip_images=0,
         seed=SEED,
     log:
-        "results/logs/dterm/{dataset}/{split}/{attack}/{gan}/{method}_chosen_n{n}.log",
+        "results/logs/discriminator_study/{dataset}/{split}/{attack}/{gan}/{method}_chosen_n{n}.log",
     benchmark:
-        "results/benchmarks/dterm/{dataset}/{split}/{attack}/{gan}/{method}_chosen_n{n}.tsv"
+        "results/benchmarks/discriminator_study/{dataset}/{split}/{attack}/{gan}/{method}_chosen_n{n}.tsv"
     script:
-        "../workflow_scripts/dterm_clean.py"
+        "../workflow_scripts/discriminator_study_clean.py"
 
 
-rule dterm_report:
+rule discriminator_study_report:
     input:
         validation=dterm_all_validation_files(),
         chosen=dterm_test_files("chosen"),
         fixed=dterm_test_files("fixed"),
         choices=dterm_choice_files(),
     output:
-        table=report("results/dterm.csv", category="Beyond the paper", caption="../report/dterm.rst"),
-        validation=report("results/dterm_validation.csv", category="Beyond the paper", caption="../report/dterm.rst"),
-        figure=report("results/figures/dterm.png", category="Beyond the paper", caption="../report/dterm.rst"),
+        table=report("results/discriminator_study.csv", category="Beyond the paper", caption="../report/discriminator_study.rst"),
+        validation=report("results/discriminator_study_validation.csv", category="Beyond the paper", caption="../report/discriminator_study.rst"),
+        figure=report("results/figures/discriminator_study.png", category="Beyond the paper", caption="../report/discriminator_study.rst"),
     params:
-        margin=config["dterm"]["margin"],
+        margin=config["discriminator_study"]["margin"],
     log:
-        "results/logs/report/dterm.log",
+        "results/logs/report/discriminator_study.log",
     script:
-        "../workflow_scripts/dterm_report.py"
+        "../workflow_scripts/discriminator_study_report.py"

@@ -14,7 +14,7 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
-from ..attacks import AttackName
+from cowboy_core.attacks import AttackName
 
 # Test-set sizes of the torchvision datasets, to refuse a subset larger than the set.
 TEST_SET_SIZES = {"mnist": 10000, "fashion_mnist": 10000, "cifar10": 10000, "svhn": 26032}
@@ -150,22 +150,22 @@ def _check_semantics(config: dict[str, Any]) -> None:
             f"robustness.check_epsilon: {robustness['check_epsilon']} is not among robustness.epsilons "
             f"{robustness['epsilons']}"
         )
-    dterm = config["dterm"]
-    for name in dterm["datasets"]:
+    study = config["discriminator_study"]
+    for name in study["datasets"]:
         if name not in config["datasets"]:
-            problems.append(f"dterm.datasets: {name!r} is not a configured dataset")
+            problems.append(f"discriminator_study.datasets: {name!r} is not a configured dataset")
             continue
-        for attack in {dterm["validation_attack"], *dterm["test_attacks"]} - set(
+        for attack in {study["validation_attack"], *study["test_attacks"]} - set(
             config["datasets"][name]["attacks"]
         ):
-            problems.append(f"dterm: attack {attack!r} is not among datasets.{name}.attacks")
+            problems.append(f"discriminator_study: attack {attack!r} is not among datasets.{name}.attacks")
         if (
-            dterm["long_gan_steps"] is not None
-            and dterm["long_gan_steps"] <= config["datasets"][name]["gan"]["steps"]
+            study["long_gan_steps"] is not None
+            and study["long_gan_steps"] <= config["datasets"][name]["gan"]["steps"]
         ):
-            problems.append(f"dterm.long_gan_steps: must exceed datasets.{name}.gan.steps")
-    if dterm["datasets"] and 0 not in dterm["lambdas"]:
-        problems.append("dterm.lambdas: must include 0 (Defense-GAN, the baseline)")
+            problems.append(f"discriminator_study.long_gan_steps: must exceed datasets.{name}.gan.steps")
+    if study["datasets"] and 0 not in study["d_weights"]:
+        problems.append("discriminator_study.d_weights: must include 0 (Defense-GAN, the baseline)")
     repro = config.get("reproduction", {}).get("dataset")
     if repro is not None and repro not in config["datasets"]:
         problems.append(f"reproduction.dataset: {repro!r} is not a configured dataset")

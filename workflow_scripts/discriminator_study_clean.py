@@ -7,8 +7,9 @@ from pathlib import Path
 
 from cowboy_core import Cowboy, Execution
 from cowboy_core.io import load_tensors, write_dataframe
-from cowboy_core.workflow.dterm import cleaning_curve
-from cowboy_core.workflow.runtime import LOG, load_checked, load_split, start_job
+from cowboy_core.settings import Settings
+from cowboy_pipeline.discriminator_study import cleaning_curve
+from cowboy_pipeline.runtime import LOG, load_checked, load_split, start_job
 
 device = start_job(snakemake)
 wc, params = snakemake.wildcards, snakemake.params
@@ -21,7 +22,7 @@ if hasattr(snakemake.input, "chosen"):  # named inputs are attributes
     record = [setting["steps"]]
 else:
     setting = {
-        "lam": float(wc.lam),
+        "d_weight": float(wc.d_weight),
         "optimizer": wc.optimizer,
         "lr": float(wc.lr),
         "restarts": int(wc.restarts),
@@ -30,7 +31,10 @@ else:
     record = [s for s in params.record_steps if s <= setting["steps"]]
 LOG.info("%s: %s", wc.method, setting)
 defense = Cowboy(
-    generator, discriminator, method=wc.method, **setting, execution=Execution.from_env(device=device)
+    generator,
+    discriminator,
+    Settings(method=wc.method, **setting),
+    execution=Execution.from_env(device=device),
 )
 keys = {"dataset": wc.dataset, "split": wc.split, "attack": wc.attack, "gan": wc.gan, "method": wc.method}
 rows = cleaning_curve(
@@ -43,7 +47,7 @@ rows = cleaning_curve(
     flip_images=params.flip_images,
 )
 rows = rows.assign(
-    **keys, **{k: setting[k] for k in ("lam", "optimizer", "lr", "restarts")}, run_steps=setting["steps"]
+    **keys, **{k: setting[k] for k in ("d_weight", "optimizer", "lr", "restarts")}, run_steps=setting["steps"]
 )
 rows["index"] = index.numpy()[rows["image"].to_numpy()]
 write_dataframe(rows, snakemake.output[0])

@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..attacks import AttackName, parse_attack
-from ..detection import Calibration, calibrate_threshold, detection_rate, roc_auc, tpr_at_fpr
-from ..evaluation import wilson_interval
+from cowboy_core.attacks import AttackName, parse_attack
+from cowboy_core.detection import Calibration, calibrate_threshold, detection_rate, roc_auc, tpr_at_fpr
+
+from .statistics import wilson_interval
 
 
 def accuracy_row(correct: pd.Series, *, column: str = "accuracy", **keys: Any) -> dict[str, Any]:
