@@ -22,4 +22,4 @@ include: "rules/discriminator_study.smk"
 
 rule all:
     input:
-        all_targets(),
+        paths.all_targets(),

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from cowboy_core import Cowboy, Execution
-from cowboy_core.adaptive import Gradient, differentiable_clean, surrogate_of
+from cowboy_core.adaptive import Gradient, differentiable_clean
+from cowboy_core.diagnostics import surrogate_of
 from cowboy_core.io import write_text
 from cowboy_core.models import Classifier, DCGANDiscriminator, DCGANGenerator, freeze
 from cowboy_core.settings import Settings

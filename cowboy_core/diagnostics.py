@@ -10,13 +10,13 @@ such checks apart from its attacks, in ``checks.py``; so do we.)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .adaptive import Gradient, differentiable_clean, surrogate_of
+from .adaptive import Gradient, differentiable_clean
 from .cleaning import Cowboy
 from .restarts import initial_latents
 from .updates import rule_for
@@ -168,3 +168,10 @@ def gradient_report(
             error = (predicted - measured).abs() / measured.abs().clamp_min(1e-6)
             out[f"{gradient.value}_fd_relative_error_h{h:g}_median"] = float(error.median())
     return out
+
+
+def surrogate_of(defense: Cowboy, lr_scale: float) -> Cowboy:
+    """The same defence at a smaller step size: a smoother map whose unrolled gradient an
+    attack can use while the forward pass stays the deployed one."""
+    settings = replace(defense.settings, lr=defense.settings.lr * lr_scale)
+    return Cowboy(*defense.sources, settings, threshold=defense.threshold, execution=defense.execution)

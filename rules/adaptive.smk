@@ -5,7 +5,7 @@ rule deployment:
         data="results/data/{dataset}/eval.safetensors",
         classifier="results/models/{dataset}/classifier.safetensors",
         card="results/defense/{dataset}.safetensors",
-        attacks=deployment_attack_files,
+        attacks=paths.deployment_attack_files,
     output:
         table="results/deployment/{dataset}.csv",
         curve="results/deployment/{dataset}_curve.csv",
@@ -46,11 +46,11 @@ rule robustness:
         data="results/data/{dataset}/eval.safetensors",
         classifier="results/models/{dataset}/classifier.safetensors",
         card="results/defense/{dataset}.safetensors",
-        val_scores=final_val_scores,
+        val_scores=paths.final_val_scores,
     output:
         "results/robustness/{dataset}/{defense}_eps{epsilon}.parquet",
     params:
-        robustness=robustness_params(),
+        robustness=paths.robustness_params(),
         scale=1,
         seed=SEED,
     log:
@@ -66,7 +66,7 @@ use rule robustness as robustness_doubled with:
     output:
         "results/robustness/{dataset}/{defense}_eps{epsilon}_x2.parquet",
     params:
-        robustness=robustness_params(),
+        robustness=paths.robustness_params(),
         scale=2,
         seed=SEED,
     log:
@@ -84,7 +84,7 @@ rule chaos:
         "results/robustness/{dataset}/{method}_{settings}_chaos.csv",
     params:
         images=config["robustness"]["chaos_images"],
-        overrides=chaos_overrides,
+        overrides=paths.chaos_overrides,
         seed=SEED,
     log:
         "results/logs/robustness/{dataset}/{method}_{settings}_chaos.log",
@@ -96,9 +96,9 @@ rule chaos:
 
 rule robustness_report:
     input:
-        robustness=robustness_files(),
-        doubled=robustness_files(doubled=True),
-        chaos=chaos_files(),
+        robustness=paths.robustness_files(),
+        doubled=paths.robustness_files(doubled=True),
+        chaos=paths.chaos_files(),
     output:
         convergence=report(
             "results/robustness_convergence.csv", category="Beyond the paper", caption="../report/robustness.rst"
@@ -116,13 +116,13 @@ rule robustness_report:
 
 
 # The committed copies under docs/reproduction, written by the pipeline.
-if published_copies():
+if paths.published_copies():
 
     rule publish:
         input:
-            published_sources(),
+            paths.published_sources(),
         output:
-            published_copies(),
+            paths.published_copies(),
         log:
             "results/logs/report/publish.log",
         script:
@@ -137,7 +137,7 @@ rule epsilon_sweep:
         "results/epsilon_sweep/{dataset}.csv",
     params:
         sweep=canonical(config["epsilon_sweep"]),
-        attacks=attacks_config,
+        attacks=paths.attacks_config,
         seed=SEED,
     log:
         "results/logs/epsilon_sweep/{dataset}.log",

@@ -5,7 +5,7 @@ rule attack:
     output:
         "results/attacks/{dataset}/{split}/{attack}.safetensors",
     params:
-        attack=attack_params,
+        attack=paths.attack_params,
         seed=SEED,
     log:
         "results/logs/attack/{dataset}/{split}/{attack}.log",

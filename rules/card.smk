@@ -8,13 +8,13 @@ rule card_grid:
     input:
         data="results/data/{dataset}/eval.safetensors",
         classifier="results/models/{dataset}/classifier.safetensors",
-        gan=final_gan,
-        attack=calibration_attack_file,
+        gan=paths.final_gan,
+        attack=paths.calibration_attack_file,
     output:
         "results/defense/{dataset}/grid/{setting}.parquet",
     params:
-        setting=card_grid_setting,
-        card=card_measurement(),
+        setting=paths.card_grid_setting,
+        card=paths.card_measurement(),
         seed=SEED,
     log:
         "results/logs/card_grid/{dataset}/{setting}.log",
@@ -26,7 +26,7 @@ rule card_grid:
 
 rule card_choice:
     input:
-        card_grid_files,
+        paths.card_grid_files,
     output:
         report("results/defense/{dataset}.choice.csv", category="Beyond the paper", caption="../report/card.rst"),
     params:
@@ -40,13 +40,13 @@ rule card_choice:
 rule defense_card:
     input:
         data="results/data/{dataset}/eval.safetensors",
-        gan=final_gan,
-        val_scores=final_val_scores,
+        gan=paths.final_gan,
+        val_scores=paths.final_val_scores,
         choice="results/defense/{dataset}.choice.csv",
     output:
         "results/defense/{dataset}.safetensors",
     params:
-        fixed=card_fixed(),
+        fixed=paths.card_fixed(),
         detection=canonical(config["detection"]),
     log:
         "results/logs/defense_card/{dataset}.log",

@@ -5,13 +5,13 @@ rule clean:
     input:
         data="results/data/{dataset}/eval.safetensors",
         classifier="results/models/{dataset}/classifier.safetensors",
-        gan=gan_for_ckpt,
+        gan=paths.gan_for_ckpt,
         adversarial="results/attacks/{dataset}/{split}/{attack}.safetensors",
     output:
         table="results/clean/{dataset}/{split}/{attack}/{method}_sigma{sigma}_run{run_steps}_ckpt{ckpt}.parquet",
         grid="results/clean/{dataset}/{split}/{attack}/{method}_sigma{sigma}_run{run_steps}_ckpt{ckpt}.grid.safetensors",
     params:
-        cleaning=cleaning_params,
+        cleaning=paths.cleaning_params,
         record_steps=CLEANING["record_steps"],
         grid_images=config["figures"]["grid_images"],
         seed=SEED,

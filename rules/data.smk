@@ -4,7 +4,7 @@ rule prepare_train:
     output:
         "results/data/{dataset}/train.safetensors",
     params:
-        split=train_split_params,
+        split=paths.train_split_params,
         data_root=config["data_root"],
         download=config["download"],
         seed=SEED,
@@ -18,7 +18,7 @@ rule prepare_eval:
     output:
         "results/data/{dataset}/eval.safetensors",
     params:
-        split=eval_split_params,
+        split=paths.eval_split_params,
         data_root=config["data_root"],
         download=config["download"],
         seed=SEED,

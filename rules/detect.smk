@@ -3,8 +3,8 @@ rule score:
     input:
         data="results/data/{dataset}/eval.safetensors",
         classifier="results/models/{dataset}/classifier.safetensors",
-        gan=gan_for_ckpt,
-        attacks=attack_files,
+        gan=paths.gan_for_ckpt,
+        attacks=paths.attack_files,
     output:
         "results/scores/{dataset}/{split}/ckpt{ckpt}.parquet",
     log:

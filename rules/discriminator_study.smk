@@ -7,13 +7,13 @@
 rule train_gan_seeded:
     input:
         data="results/data/{dataset}/train.safetensors",
-        previous=dterm_previous_state,
+        previous=study.previous_state,
     output:
         weights="results/models/{dataset}/gan_seed{gseed}/step{step}.safetensors",
         state="results/models/{dataset}/gan_seed{gseed}/step{step}.state.pt",
     params:
-        gan=gan_params,
-        seed=gan_seed,
+        gan=paths.gan_params,
+        seed=study.gan_seed,
     log:
         "results/logs/train_gan/{dataset}/seed{gseed}_step{step}.log",
     benchmark:
@@ -26,26 +26,26 @@ rule discriminator_study_clean:
     input:
         data="results/data/{dataset}/eval.safetensors",
         classifier="results/models/{dataset}/classifier.safetensors",
-        gan=dterm_gan_file,
+        gan=study.gan_file,
         adversarial="results/attacks/{dataset}/{split}/{attack}.safetensors",
     output:
-        DTERM_CLEAN,
+        study_functions.CLEAN_PATTERN,
     params:
-        images=dterm_images,
-        record_steps=dterm_record_steps(),
-        flip_images=dterm_flip_images,
+        images=study.images,
+        record_steps=study.record_steps(),
+        flip_images=study.flip_images,
         seed=SEED,
     log:
-        DTERM_CLEAN.replace("results/", "results/logs/").replace(".parquet", ".log"),
+        study_functions.CLEAN_PATTERN.replace("results/", "results/logs/").replace(".parquet", ".log"),
     benchmark:
-        DTERM_CLEAN.replace("results/", "results/benchmarks/").replace(".parquet", ".tsv")
+        study_functions.CLEAN_PATTERN.replace("results/", "results/benchmarks/").replace(".parquet", ".tsv")
     script:
         "../workflow_scripts/discriminator_study_clean.py"
 
 
 rule discriminator_study_choose:
     input:
-        unpack(dterm_choice_inputs),
+        unpack(study.choice_inputs),
     output:
         "results/discriminator_study/{dataset}/{gan}/chosen.json",
     params:
@@ -60,13 +60,13 @@ rule discriminator_study_test_chosen:
     input:
         data="results/data/{dataset}/eval.safetensors",
         classifier="results/models/{dataset}/classifier.safetensors",
-        gan=dterm_gan_file,
+        gan=study.gan_file,
         adversarial="results/attacks/{dataset}/{split}/{attack}.safetensors",
         chosen="results/discriminator_study/{dataset}/{gan}/chosen.json",
     output:
         "results/discriminator_study/{dataset}/{split}/{attack}/{gan}/{method}_chosen_n{n}.parquet",
     params:
-        images=dterm_images,
+        images=study.images,
         record_steps=[],
         flip_images=0,
         seed=SEED,
@@ -80,10 +80,10 @@ rule discriminator_study_test_chosen:
 
 rule discriminator_study_report:
     input:
-        validation=dterm_all_validation_files(),
-        chosen=dterm_test_files("chosen"),
-        fixed=dterm_test_files("fixed"),
-        choices=dterm_choice_files(),
+        validation=study.all_validation_files(),
+        chosen=study.files_for_test_split("chosen"),
+        fixed=study.files_for_test_split("fixed"),
+        choices=study.choice_files(),
     output:
         table=report("results/discriminator_study.csv", category="Beyond the paper", caption="../report/discriminator_study.rst"),
         validation=report("results/discriminator_study_validation.csv", category="Beyond the paper", caption="../report/discriminator_study.rst"),

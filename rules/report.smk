@@ -17,10 +17,10 @@ localrules:
 
 rule tables:
     input:
-        clean=table_clean_files(),
-        sweep=sweep_clean_files(),
-        test_scores=score_files("test"),
-        val_scores=score_files("val"),
+        clean=paths.table_clean_files(),
+        sweep=paths.sweep_clean_files(),
+        test_scores=paths.score_files("test"),
+        val_scores=paths.score_files("val"),
     output:
         table1=report("results/table1.csv", category="Tables", caption="../report/table1.rst"),
         table2=report("results/table2.csv", category="Tables", caption="../report/table2.rst"),
@@ -40,7 +40,7 @@ rule tables:
 
 rule figure_scores:
     input:
-        test_scores=score_files("test"),
+        test_scores=paths.score_files("test"),
     output:
         report("results/figures/fig3_scores.png", category="Figures", caption="../report/fig3.rst"),
     log:
@@ -52,7 +52,7 @@ rule figure_scores:
 rule figure_lowest_real:
     input:
         data=expand("results/data/{dataset}/eval.safetensors", dataset=DATASETS),
-        test_scores=score_files("test"),
+        test_scores=paths.score_files("test"),
     output:
         report("results/figures/fig4_lowest_real.png", category="Figures", caption="../report/fig4.rst"),
     params:
@@ -65,7 +65,7 @@ rule figure_lowest_real:
 
 rule figure_cleaning:
     input:
-        grids=cowboy_grid_files(),
+        grids=paths.cowboy_grid_files(),
     output:
         report("results/figures/fig5_cleaning.png", category="Figures", caption="../report/fig5.rst"),
     log:
@@ -76,8 +76,8 @@ rule figure_cleaning:
 
 rule figure_gan_quality:
     input:
-        clean=gan_quality_clean_files(),
-        scores=gan_quality_score_files(),
+        clean=paths.gan_quality_clean_files(),
+        scores=paths.gan_quality_score_files(),
     output:
         cleaning=report("results/figures/fig6_gan_quality_cleaning.png", category="Figures", caption="../report/fig6.rst"),
         detection=report("results/figures/fig7_gan_quality_detection.png", category="Figures", caption="../report/fig7.rst"),
@@ -109,14 +109,14 @@ rule reproduction:
         detection="results/detection.csv",
         sweep="results/sweep.csv",
         deployment="results/deployment.csv",
-        figures=figure_targets(),
+        figures=paths.figure_targets(),
     output:
         table="{outdir}/{name}-table1.csv",
         markdown="{outdir}/{name}-results.md",
         figures=directory("{outdir}/{name}-figures"),
     params:
         dataset=config.get("reproduction", {}).get("dataset"),
-        epsilons=reproduction_epsilons,
+        epsilons=paths.reproduction_epsilons,
     log:
         "results/logs/report/reproduction/{outdir}/{name}.log",
     script:

@@ -4,7 +4,7 @@ rule train_classifier:
     output:
         "results/models/{dataset}/classifier.safetensors",
     params:
-        classifier=classifier_params,
+        classifier=paths.classifier_params,
         seed=SEED,
     log:
         "results/logs/train_classifier/{dataset}.log",
@@ -19,12 +19,12 @@ rule train_classifier:
 rule train_gan:
     input:
         data="results/data/{dataset}/train.safetensors",
-        previous=previous_gan_state,
+        previous=paths.previous_gan_state,
     output:
         weights="results/models/{dataset}/gan/step{step}.safetensors",
         state="results/models/{dataset}/gan/step{step}.state.pt",
     params:
-        gan=gan_params,
+        gan=paths.gan_params,
         seed=SEED,
     log:
         "results/logs/train_gan/{dataset}/step{step}.log",

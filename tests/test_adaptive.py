@@ -9,18 +9,16 @@ from cowboy_core import Cowboy
 from cowboy_core.adaptive import (
     DefendedModel,
     Gradient,
-    Suite,
     apgd,
-    deployed_correct,
     differentiable_clean,
     hinge_attack,
     latent_attack,
-    run_suite,
     single_step,
     square,
 )
 from cowboy_core.models import Classifier, freeze
 from cowboy_core.settings import Settings
+from cowboy_core.suite import Suite, deployed_correct, run_suite
 from cowboy_core.training import train_classifier
 from cowboy_pipeline.robustness import carlini_checks, robustness_table, worst_case
 from cowboy_pipeline.statistics import stream_metrics

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from cowboy_core.adaptive import Suite
+from cowboy_core.suite import Suite
 from cowboy_pipeline.choice import choose
 from cowboy_pipeline.robustness import convergence_table
 

@@ -4,8 +4,8 @@ per image, policy and seed, whether the deployed DefendedClassifier still defend
 import pandas as pd
 
 from cowboy_core import Cowboy, Execution
-from cowboy_core.adaptive import Suite, run_suite
 from cowboy_core.io import write_dataframe
+from cowboy_core.suite import Suite, run_suite
 from cowboy_pipeline.runtime import LOG, load_checked, load_split, start_job
 
 device = start_job(snakemake)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import yaml
 from jsonschema import Draft202012Validator, validators
@@ -19,6 +19,9 @@ from cowboy_core.attacks import AttackName
 # Test-set sizes of the torchvision datasets, to refuse a subset larger than the set.
 TEST_SET_SIZES = {"mnist": 10000, "fashion_mnist": 10000, "cifar10": 10000, "svhn": 26032}
 TRAIN_SET_SIZES = {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "svhn": 73257}
+
+
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -97,22 +100,28 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> dict[str,
 
 
 def _check_semantics(config: dict[str, Any]) -> None:
-    problems: list[str] = []
-    if not config["datasets"]:
-        problems.append("datasets: empty; list at least one of mnist, fashion_mnist, cifar10, svhn")
+    """What the schema cannot say: how sections refer to one another."""
+    problems = [problem for check in SEMANTIC_CHECKS for problem in check(config)]
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def _dataset_problems(config: dict[str, Any]) -> list[str]:
+    problems = (
+        [] if config["datasets"] else ["datasets: empty; list at least one of " + ", ".join(TEST_SET_SIZES)]
+    )
     for name, ds in config["datasets"].items():
-        key = f"datasets.{name}"
-        gan_steps = ds["gan"]["steps"]
+        key, gan_steps = f"datasets.{name}", ds["gan"]["steps"]
         late = [s for s in ds["gan"]["checkpoints"] if s > gan_steps]
         if late:
             problems.append(
                 f"{key}.gan.checkpoints: {late} lie beyond gan.steps={gan_steps}; allowed: 1..{gan_steps}"
             )
-        test_size = ds.get("test_size")
-        if test_size is not None and test_size > TEST_SET_SIZES[name]:
+        test_size, available = ds.get("test_size"), TEST_SET_SIZES[name]
+        if test_size is not None and test_size > available:
             problems.append(
-                f"{key}.test_size: {test_size} is larger than the {TEST_SET_SIZES[name]} test images; "
-                f"allowed: 1..{TEST_SET_SIZES[name]} or null for all"
+                f"{key}.test_size: {test_size} is larger than the {available} test images; "
+                f"allowed: 1..{available} or null for all"
             )
         if ds["validation_size"] >= TRAIN_SET_SIZES[name]:
             problems.append(f"{key}.validation_size: must be below {TRAIN_SET_SIZES[name]}")
@@ -121,65 +130,84 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 f"{key}.validation_attack_size: {ds['validation_attack_size']} exceeds "
                 f"validation_size={ds['validation_size']}"
             )
-        calib = config["detection"]["calibration_attack"]
-        if calib not in ds["attacks"]:
+    return problems
+
+
+def _attack_problems(config: dict[str, Any]) -> list[str]:
+    problems, calibration = [], config["detection"]["calibration_attack"]
+    for name, ds in config["datasets"].items():
+        if calibration not in ds["attacks"]:
             problems.append(
-                f"detection.calibration_attack: {calib!r} is not among {key}.attacks "
+                f"detection.calibration_attack: {calibration!r} is not among datasets.{name}.attacks "
                 f"({', '.join(ds['attacks'])})"
             )
-        for attack in config["sweep"]["attacks"]:
-            if config["sweep"]["sigmas"] and attack not in ds["attacks"]:
-                problems.append(f"sweep.attacks: {attack!r} is not among {key}.attacks")
+        if config["sweep"]["sigmas"]:
+            missing = [a for a in config["sweep"]["attacks"] if a not in ds["attacks"]]
+            problems += [f"sweep.attacks: {a!r} is not among datasets.{name}.attacks" for a in missing]
+    return problems
+
+
+def _cleaning_problems(config: dict[str, Any]) -> list[str]:
     cleaning = config["cleaning"]
-    recorded = cleaning["record_steps"]
-    if recorded and cleaning["steps"] < max(recorded) and cleaning["steps"] not in recorded:
-        problems.append(
-            f"cleaning.steps: {cleaning['steps']} is below the longest recorded step "
-            f"({max(cleaning['record_steps'])}) but not among cleaning.record_steps "
-            f"{cleaning['record_steps']}; allowed: one of them, or at least the largest"
-        )
-    for name in config["figures"]["gan_quality_datasets"]:
-        if name not in config["datasets"]:
-            problems.append(f"figures.gan_quality_datasets: {name!r} is not a configured dataset")
-    robustness = config["robustness"]
-    for name in robustness["datasets"]:
-        if name not in config["datasets"]:
-            problems.append(f"robustness.datasets: {name!r} is not a configured dataset")
+    steps, recorded = cleaning["steps"], cleaning["record_steps"]
+    if recorded and steps < max(recorded) and steps not in recorded:
+        return [
+            f"cleaning.steps: {steps} is below the longest recorded step ({max(recorded)}) but not "
+            f"among cleaning.record_steps {recorded}; allowed: one of them, or at least the largest"
+        ]
+    return []
+
+
+def _unknown_datasets(config: dict[str, Any]) -> list[str]:
+    """Sections that name datasets must name configured ones."""
+    named = {
+        "figures.gan_quality_datasets": config["figures"]["gan_quality_datasets"],
+        "robustness.datasets": config["robustness"]["datasets"],
+        "discriminator_study.datasets": config["discriminator_study"]["datasets"],
+        "reproduction.dataset": [config.get("reproduction", {}).get("dataset")],
+    }
+    return [
+        f"{key}: {name!r} is not a configured dataset"
+        for key, names in named.items()
+        for name in names
+        if name is not None and name not in config["datasets"]
+    ]
+
+
+def _study_problems(config: dict[str, Any]) -> list[str]:
+    problems, robustness, study = [], config["robustness"], config["discriminator_study"]
     if robustness["datasets"] and robustness["check_epsilon"] not in robustness["epsilons"]:
         problems.append(
             f"robustness.check_epsilon: {robustness['check_epsilon']} is not among robustness.epsilons "
             f"{robustness['epsilons']}"
         )
-    study = config["discriminator_study"]
-    for name in study["datasets"]:
-        if name not in config["datasets"]:
-            problems.append(f"discriminator_study.datasets: {name!r} is not a configured dataset")
-            continue
-        for attack in {study["validation_attack"], *study["test_attacks"]} - set(
-            config["datasets"][name]["attacks"]
-        ):
+    for name in (n for n in study["datasets"] if n in config["datasets"]):
+        ds = config["datasets"][name]
+        for attack in sorted({study["validation_attack"], *study["test_attacks"]} - set(ds["attacks"])):
             problems.append(f"discriminator_study: attack {attack!r} is not among datasets.{name}.attacks")
-        if (
-            study["long_gan_steps"] is not None
-            and study["long_gan_steps"] <= config["datasets"][name]["gan"]["steps"]
-        ):
+        if study["long_gan_steps"] is not None and study["long_gan_steps"] <= ds["gan"]["steps"]:
             problems.append(f"discriminator_study.long_gan_steps: must exceed datasets.{name}.gan.steps")
     if study["datasets"] and 0 not in study["d_weights"]:
         problems.append("discriminator_study.d_weights: must include 0 (Defense-GAN, the baseline)")
-    repro = config.get("reproduction", {}).get("dataset")
-    if repro is not None and repro not in config["datasets"]:
-        problems.append(f"reproduction.dataset: {repro!r} is not a configured dataset")
-    if problems:
-        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    return problems
 
 
-def canonical(value: Any) -> Any:
+SEMANTIC_CHECKS = (
+    _dataset_problems,
+    _attack_problems,
+    _cleaning_problems,
+    _unknown_datasets,
+    _study_problems,
+)
+
+
+def canonical(value: T) -> T:
     """``value`` with every mapping's keys sorted, recursively: Snakemake compares params by
     their text, so a config rewritten in another key order must give the same params."""
     if isinstance(value, dict):
-        return {key: canonical(value[key]) for key in sorted(value)}
+        return cast(T, {key: canonical(value[key]) for key in sorted(value)})
     if isinstance(value, list | tuple):
-        return [canonical(item) for item in value]
+        return cast(T, [canonical(item) for item in value])
     return value
 
 

@@ -117,75 +117,96 @@ def markdown_report(
         f"# Measured results: {dataset} (written by the pipeline)",
         "",
         f"Test images per cell: {n}. Brackets: 95% Wilson intervals.",
+        *_tables_section(dataset, accuracy, epsilons),
+        *_detection_section(detection[detection["dataset"] == dataset]),
+        *_sweep_section(sweep[sweep["dataset"] == dataset]),
+    ]
+    if deployment is not None and not deployment.empty:
+        lines += _deployment_section(deployment[deployment["dataset"] == dataset])
+    if timings is not None and not timings.empty:
+        lines += _timing_section(timings)
+    return "\n".join(lines) + "\n"
+
+
+def _tables_section(dataset: str, accuracy: pd.DataFrame, epsilons: dict[str, float]) -> list[str]:
+    lines = [
         "",
         "## Tables 1 and 2 beside the paper",
         "",
         "| attack | epsilon | original | adversarial (paper) | cowboy (paper) | Defense-GAN (paper) |",
         "|---|---|---|---|---|---|",
     ]
-    attacks = [a for a in dict.fromkeys(accuracy[accuracy["dataset"] == dataset]["attack"])]
-    for attack in attacks:
+    for attack in dict.fromkeys(accuracy[accuracy["dataset"] == dataset]["attack"]):
         base, label = parse_attack(attack)
         paper = TABLES.get(base, {}).get(dataset) if base is not None and not label else None
         ref = [f" ({v:.2f})" for v in paper] if paper else ["", "", ""]
-        eps = epsilons.get(attack, "")
         cells = [_with_ci(accuracy, dataset, attack, q) for q in QUANTITIES]
         measured = [cells[0], *(c + r for c, r in zip(cells[1:], ref, strict=True))]
-        lines.append(f"| {attack} | {eps} | " + " | ".join(measured) + " |")
-    lines += [
-        "",
-        f"Paper's original accuracy: {ORIGINAL[dataset]:.2f}.",
+        lines.append(f"| {attack} | {epsilons.get(attack, '')} | " + " | ".join(measured) + " |")
+    return [*lines, "", f"Paper's original accuracy: {ORIGINAL[dataset]:.2f}."]
+
+
+def _detection_section(detection: pd.DataFrame) -> list[str]:
+    tpr = next(c for c in detection.columns if c.startswith("tpr_at_"))
+    return [
         "",
         "## Detection",
         "",
         "| attack | threshold | ROC-AUC | TPR at 5% FPR | detection rate | false alarms |",
         "|---|---|---|---|---|---|",
-    ]
-    tpr = next(c for c in detection.columns if c.startswith("tpr_at_"))
-    for _, r in detection[detection["dataset"] == dataset].iterrows():
-        lines.append(
+        *(
             f"| {r['attack']} | {r['threshold']:.3f} | {r['roc_auc']:.3f} | {r[tpr]:.3f} "
             f"| {r['detection_rate']:.3f} | {r['false_alarm_rate']:.3f} |"
-        )
-    lines += [
+            for _, r in detection.iterrows()
+        ),
+    ]
+
+
+def _sweep_section(sweep: pd.DataFrame) -> list[str]:
+    return [
         "",
         "## Validation sweep (sigma x steps; hyperparameters are chosen here)",
         "",
         "| attack | method | sigma | steps | accuracy |",
         "|---|---|---|---|---|",
-    ]
-    for _, r in sweep[sweep["dataset"] == dataset].iterrows():
-        lines.append(
+        *(
             f"| {r['attack']} | {r['method']} | {r['sigma']:g} | {r['steps']} "
             f"| {r['accuracy']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] |"
-        )
-    if deployment is not None and not deployment.empty:
-        lines += [
-            "",
-            "## The deployed DefendedClassifier on a half-clean, half-attacked stream",
-            "",
-            "Stream accuracy with its 95% Wilson interval; under clean-all, the clean part is what",
-            "cleaning costs benign inputs; under reject, a rejection counts as wrong here.",
-            "",
-            "| attack | policy | stream | clean part | adversarial part | undefended stream | false alarms "
-            "| detected |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for _, r in deployment[deployment["dataset"] == dataset].iterrows():
-            lines.append(
-                f"| {r['attack']} | {r['policy']} | {r['stream_accuracy']:.3f} "
-                f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {r['clean_part_accuracy']:.3f} "
-                f"| {r['adversarial_part_accuracy']:.3f} | {r['undefended_stream_accuracy']:.3f} "
-                f"| {r['false_alarm_rate']:.3f} | {r['detection_rate']:.3f} |"
-            )
-    if timings is not None and not timings.empty:
-        lines += [
-            "",
-            "## Compute (this machine, from Snakemake's benchmark files)",
-            "",
-            "| rule | jobs | wall seconds (sum) | peak RSS MB (max) |",
-            "|---|---|---|---|",
-        ]
-        for rule, g in timings.groupby("rule"):
-            lines.append(f"| {rule} | {len(g)} | {g['s'].sum():.0f} | {g['max_rss'].max():.0f} |")
-    return "\n".join(lines) + "\n"
+            for _, r in sweep.iterrows()
+        ),
+    ]
+
+
+def _deployment_section(deployment: pd.DataFrame) -> list[str]:
+    return [
+        "",
+        "## The deployed DefendedClassifier on a half-clean, half-attacked stream",
+        "",
+        "Stream accuracy with its 95% Wilson interval; under clean-all, the clean part is what",
+        "cleaning costs benign inputs; under reject, a rejection counts as wrong here.",
+        "",
+        "| attack | policy | stream | clean part | adversarial part | undefended stream | false alarms "
+        "| detected |",
+        "|---|---|---|---|---|---|---|---|",
+        *(
+            f"| {r['attack']} | {r['policy']} | {r['stream_accuracy']:.3f} "
+            f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {r['clean_part_accuracy']:.3f} "
+            f"| {r['adversarial_part_accuracy']:.3f} | {r['undefended_stream_accuracy']:.3f} "
+            f"| {r['false_alarm_rate']:.3f} | {r['detection_rate']:.3f} |"
+            for _, r in deployment.iterrows()
+        ),
+    ]
+
+
+def _timing_section(timings: pd.DataFrame) -> list[str]:
+    return [
+        "",
+        "## Compute (this machine, from Snakemake's benchmark files)",
+        "",
+        "| rule | jobs | wall seconds (sum) | peak RSS MB (max) |",
+        "|---|---|---|---|",
+        *(
+            f"| {rule} | {len(g)} | {g['s'].sum():.0f} | {g['max_rss'].max():.0f} |"
+            for rule, g in timings.groupby("rule")
+        ),
+    ]

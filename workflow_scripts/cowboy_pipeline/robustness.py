@@ -4,6 +4,7 @@ with intervals, Carlini et al.'s checks, and the detect-then-clean operating cur
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -77,76 +78,62 @@ def _with_attack(worst: pd.Series, extra: pd.Series) -> pd.Series:
     return pd.concat([worst[common], extra[common]], axis=1).min(axis=1)
 
 
+# Carlini et al.'s comparisons: (check, rule, left attack, right attack, sign). "worst" is the
+# worst case over every gradient attack; "worst+X" is that worst case with attack X added.
+CARLINI_CHECKS = [
+    ("iterative beats single-step", "iterative <= single step + noise",
+     "check_unrolled_apgd_ce_2x", "bpda_single_step", 1),
+    ("doubling steps and restarts changes nothing", "worst case with the 2x attack >= without - noise",
+     "worst+check_unrolled_apgd_ce_2x", "worst", -1),
+    ("adaptive no weaker than transfer", "adaptive <= transfer + noise",
+     "check_unrolled_apgd_ce_2x", "transfer_apgd_ce", 1),
+    ("gradient-free no stronger than gradients", "worst case with Square >= without - noise",
+     "worst+square", "worst", -1),
+]  # fmt: skip
+
+
 def carlini_checks(per_image: pd.DataFrame, *, epsilon: float) -> pd.DataFrame:
     """Carlini et al.'s (2019) checks at ``epsilon``, per defence, under clean-all at the
     deployer's fixed seed. Each compares two attacks on the images both ran on."""
     rows = []
     data = per_image[(per_image["seed"] == "fixed") & np.isclose(per_image["epsilon"], epsilon)]
     for defense, frame in data[data["policy"] == "clean-all"].groupby("defense", sort=True):
-        by_attack = {a: g.set_index("image")["defended"].dropna() for a, g in frame.groupby("attack")}
-        empty = pd.Series(dtype=float)
-        gradient = [a for a in by_attack if a not in ("square", "clean") and not a.startswith("check_")]
-        worst = pd.concat([by_attack[a] for a in gradient], axis=1).min(axis=1)
-        doubled, unbounded = (
-            by_attack.get("check_unrolled_apgd_ce_2x", empty),
-            by_attack.get("check_unbounded", empty),
-        )
-        single, transfer = by_attack.get("bpda_single_step", empty), by_attack.get("transfer_apgd_ce", empty)
-        d = str(defense)
-
-        rows += [
-            _check(
-                d,
-                "iterative beats single-step",
-                "iterative <= single step + noise",
-                doubled,
-                single,
-                1,
-                epsilon,
-            ),
-            _check(
-                d,
-                "doubling steps and restarts changes nothing",
-                "worst case with the 2x attack >= without - noise",
-                _with_attack(worst, doubled),
-                worst,
-                -1,
-                epsilon,
-            ),
-            _check(
-                d,
-                "adaptive no weaker than transfer",
-                "adaptive <= transfer + noise",
-                doubled,
-                transfer,
-                1,
-                epsilon,
-            ),
-            _check(
-                d,
-                "gradient-free no stronger than gradients",
-                "worst case with Square >= without - noise",
-                _with_attack(worst, by_attack.get("square", empty)),
-                worst,
-                -1,
-                epsilon,
-            ),
-        ]
-        accuracy = float(unbounded.mean()) if len(unbounded) else math.nan
-        rows.append(
-            {
-                "defense": d,
-                "epsilon": 1.0,
-                "check": "unbounded budget reaches 0",
-                "rule": "accuracy <= 0.05",
-                "left": accuracy,
-                "right": 0.0,
-                "noise": 0.0,
-                "n": len(unbounded),
-                "passed": bool(len(unbounded)) and accuracy <= 0.05,
-            }
-        )
+        outcome = _check_outcomes(frame)
+        for check, rule, left, right, sign in CARLINI_CHECKS:
+            rows.append(_check(str(defense), check, rule, outcome(left), outcome(right), sign, epsilon))
+        rows.append(_unbounded_check(str(defense), outcome("check_unbounded")))
     return pd.DataFrame(rows)
+
+
+def _check_outcomes(frame: pd.DataFrame) -> Callable[[str], pd.Series]:
+    """Per image, defended or not, by attack name; "worst" and "worst+X" as in CARLINI_CHECKS."""
+    by_attack = {a: g.set_index("image")["defended"].dropna() for a, g in frame.groupby("attack")}
+    gradient = [a for a in by_attack if a not in ("square", "clean") and not a.startswith("check_")]
+    worst = pd.concat([by_attack[a] for a in gradient], axis=1).min(axis=1)
+
+    def outcome(name: str) -> pd.Series:
+        if name == "worst":
+            return worst
+        if name.startswith("worst+"):
+            return _with_attack(worst, outcome(name.removeprefix("worst+")))
+        return by_attack.get(name, pd.Series(dtype=float))
+
+    return outcome
+
+
+def _unbounded_check(defense: str, unbounded: pd.Series) -> dict[str, Any]:
+    accuracy = float(unbounded.mean()) if len(unbounded) else math.nan
+    return {
+        "defense": defense,
+        "epsilon": 1.0,
+        "check": "unbounded budget reaches 0",
+        "rule": "accuracy <= 0.05",
+        "left": accuracy,
+        "right": 0.0,
+        "noise": 0.0,
+        "n": len(unbounded),
+        "passed": bool(len(unbounded)) and accuracy <= 0.05,
+    }
 
 
 def operating_curve(

@@ -1,0 +1,161 @@
+"""The pipeline's path and params functions (cowboy_pipeline.paths, .study_paths), on the
+checked configs the rules bind them to."""
+
+import copy
+import re
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from cowboy_pipeline import paths, study_paths
+from cowboy_pipeline.config import load_schema, validate_config
+
+from .conftest import REPO
+
+SCHEMA = load_schema(REPO / "config" / "schema.yaml")
+
+
+def checked(name):
+    config = yaml.safe_load((REPO / "config" / name).read_text())
+    if "reproduce" in name or "study" in name:  # these extend the default config, as on the command line
+        base = yaml.safe_load((REPO / "config" / "quick.yaml").read_text())
+        config = _merged(base, config)
+    return validate_config(config, copy.deepcopy(SCHEMA))
+
+
+def _merged(base, extra):
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = (
+            _merged(base[key], value)
+            if isinstance(value, dict) and isinstance(base.get(key), dict)
+            else value
+        )
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return checked("tiny.yaml")
+
+
+def test_every_function_the_rules_call_exists_bound():
+    """A rule naming paths.X or study.X fails at parse time on a typo; this names it first."""
+    config = checked("tiny.yaml")
+    bound = {"paths": paths.bind(paths, config), "study": paths.bind(study_paths, config)}
+    text = "\n".join(path.read_text() for path in (REPO / "rules").glob("*.smk"))
+    text += (REPO / "Snakefile").read_text()
+    used = {hit for hit in re.findall(r"\b(paths|study)\.(\w+)", text) if hit[1] != "py"}  # not "paths.py"
+    assert len(used) > 30
+    missing = [f"{space}.{name}" for space, name in used if not hasattr(bound[space], name)]
+    assert not missing
+    # Only functions of the config are bound: a helper of other arguments would get the config
+    # as its first argument by mistake.
+    assert not hasattr(bound["paths"], "clean_path") and not hasattr(bound["paths"], "bind")
+
+
+def test_tables_clean_every_attack_with_both_methods_on_test(tiny):
+    files = paths.table_clean_files(tiny)
+    attacks = list(tiny["datasets"]["fashion_mnist"]["attacks"])
+    assert len(files) == len(attacks) * len(tiny["cleaning"]["methods"])
+    assert all(
+        "/test/" in f and f"ckpt{tiny['datasets']['fashion_mnist']['gan']['steps']}" in f for f in files
+    )
+    grids = paths.cowboy_grid_files(tiny)
+    assert len(grids) == len(attacks) and all(
+        "/cowboy_" in g and g.endswith(".grid.safetensors") for g in grids
+    )
+
+
+def test_the_sweep_runs_on_validation_only(tiny):
+    files = paths.sweep_clean_files(tiny)
+    assert files and all("/val/" in f for f in files)
+
+
+def test_gan_segments_resume_from_the_previous_checkpoint(tiny):
+    steps = paths.gan_steps(tiny, "fashion_mnist")
+    assert steps == sorted(steps) and steps[-1] == tiny["datasets"]["fashion_mnist"]["gan"]["steps"]
+    first = SimpleNamespace(dataset="fashion_mnist", step=str(steps[0]))
+    assert paths.previous_gan_state(tiny, first) == []
+    if len(steps) > 1:
+        second = SimpleNamespace(dataset="fashion_mnist", step=str(steps[1]))
+        assert paths.previous_gan_state(tiny, second).endswith(f"step{steps[0]}.state.pt")
+
+
+def test_robustness_params_leave_out_the_epsilons_so_adding_one_reruns_nothing(tiny):
+    params = paths.robustness_params(tiny)
+    assert (
+        "epsilons" not in params
+        and "datasets" not in params
+        and params["steps"] == tiny["robustness"]["steps"]
+    )
+    more = copy.deepcopy(tiny)
+    more["robustness"]["epsilons"] = [*more["robustness"]["epsilons"], 0.05]
+    assert paths.robustness_params(more) == params
+    assert len(paths.robustness_files(more)) > len(paths.robustness_files(tiny))
+    assert all(f.endswith("_x2.parquet") for f in paths.robustness_files(tiny, doubled=True))
+
+
+def test_card_grid_setting_fills_unnamed_fields_from_the_cleaning_section(tiny):
+    name = next(iter(tiny["card"]["grid"]))
+    setting = paths.card_grid_setting(tiny, SimpleNamespace(setting=name))
+    assert setting["method"] == "cowboy" and list(setting) == sorted(setting)
+    for key, value in tiny["card"]["grid"][name].items():
+        assert setting[key] == value
+    assert "objective" not in paths.card_measurement(tiny)  # the choice's, not the measurement's
+
+
+def test_params_are_canonical_whatever_the_key_order(tiny):
+    shuffled = copy.deepcopy(tiny)
+    shuffled["datasets"]["fashion_mnist"]["gan"] = dict(
+        reversed(list(tiny["datasets"]["fashion_mnist"]["gan"].items()))
+    )
+    w = SimpleNamespace(dataset="fashion_mnist")
+    assert str(paths.gan_params(shuffled, w)) == str(paths.gan_params(tiny, w))
+
+
+def test_published_copies_follow_the_studies_the_config_runs(tiny):
+    reproduce = checked("reproduce-fmnist.yaml")
+    copies = paths.published_copies(reproduce)
+    assert any(c.endswith("robustness.csv") for c in copies)
+    assert not any("discriminator_study" in c for c in copies)  # this config does not run it
+    assert paths.published_copies(tiny) == []  # no reproduction section
+    study = checked("discriminator-study-fmnist.yaml")
+    assert any(c.endswith("discriminator_study.csv") for c in paths.published_copies(study))
+
+
+def test_study_gans_and_their_chains(tiny):
+    gans = study_paths.gans(tiny, "fashion_mnist")
+    study, steps = tiny["discriminator_study"], tiny["datasets"]["fashion_mnist"]["gan"]["steps"]
+    assert gans[: len(study["gan_seeds"])] == [f"seed{s}_step{steps}" for s in study["gan_seeds"]]
+    own = SimpleNamespace(dataset="fashion_mnist", gan=f"seed{tiny['seed']}_step{steps}")
+    assert study_paths.gan_file(tiny, own) == f"results/models/fashion_mnist/gan/step{steps}.safetensors"
+    other = next(s for s in study["gan_seeds"] if s != tiny["seed"])
+    assert "gan_seed" in study_paths.gan_file(
+        tiny, SimpleNamespace(dataset="fashion_mnist", gan=f"seed{other}_step{steps}")
+    )
+    if study["long_gan_steps"]:
+        seed = study["gan_seeds"][0]
+        w = SimpleNamespace(dataset="fashion_mnist", gseed=str(seed), step=str(study["long_gan_steps"]))
+        assert study_paths.previous_state(tiny, w).endswith(f"step{steps}.state.pt")
+
+
+def test_study_validation_grid_and_its_long_runs_on_the_first_gan_only(tiny):
+    study = tiny["discriminator_study"]
+    first, second = study_paths.gans(tiny, "fashion_mnist")[:2]
+    own = study_paths.validation_files(tiny, SimpleNamespace(dataset="fashion_mnist", gan=first))
+    other = study_paths.validation_files(tiny, SimpleNamespace(dataset="fashion_mnist", gan=second))
+    long_runs = [f for f in own if f"_run{study['long_steps']}_" in f]
+    assert len(long_runs) == 2 and len(own) == len(other) + 2
+    assert {"defense_gan", "cowboy"} == {re.search(r"/(\w+?)_dweight", f).group(1) for f in long_runs}
+    grid = len(study["d_weights"]) * (len(study["optimizers"]) + sum(r > 1 for r in study["restarts"]))
+    assert len(other) == grid and all("/val/" in f for f in own)
+
+
+def test_study_test_split_pairs_each_fixed_setting_with_defense_gan(tiny):
+    fixed = study_paths.files_for_test_split(tiny, "fixed")
+    assert fixed and len(fixed) % 2 == 0 and all("/test/" in f for f in fixed)
+    assert sum("defense_gan_dweight0_" in f for f in fixed) == len(fixed) // 2
+    chosen = study_paths.files_for_test_split(tiny, "chosen")
+    assert {f.split("/")[-1].split("_chosen")[0] for f in chosen} == {"cowboy", "defense_gan"}

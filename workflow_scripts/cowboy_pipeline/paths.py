@@ -1,0 +1,343 @@
+"""Every file the pipeline's rules read or write, and the params that decide when they rerun,
+as plain functions of the checked config (rules/common.smk binds them: ``paths.attack_files``).
+
+Params are canonical (keys sorted), so that a config rewritten by a tool in another key order
+reruns nothing: only a changed value does.
+"""
+
+from __future__ import annotations
+
+import inspect
+from functools import partial
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+from cowboy_core.attacks import NO_ATTACK, parse_attack
+
+from .config import canonical, format_number, run_steps
+
+Config = dict[str, Any]
+
+ROBUSTNESS_OUTPUTS = [
+    "results/robustness.csv",
+    "results/robustness_convergence.csv",
+    "results/robustness_checks.csv",
+    "results/chaos.csv",
+    "results/figures/robustness.png",
+]
+STUDY_OUTPUTS = [
+    "results/discriminator_study.csv",
+    "results/discriminator_study_validation.csv",
+    "results/figures/discriminator_study.png",
+]
+DEPLOYMENT_OUTPUTS = ["results/deployment.csv", "results/deployment_curve.csv"]
+
+
+def bind(module: ModuleType, config: Config) -> SimpleNamespace:
+    """The module's public functions whose first argument is ``config``, with it filled in:
+    what Snakemake calls as input and params functions (with the wildcards) or at parse time."""
+    return SimpleNamespace(
+        **{
+            name: partial(function, config)
+            for name, function in inspect.getmembers(module, inspect.isfunction)
+            if function.__module__ == module.__name__
+            and not name.startswith("_")
+            and next(iter(inspect.signature(function).parameters), None) == "config"
+        }
+    )
+
+
+# -- GANs, attacks, cleaning -----------------------------------------------------------------
+
+
+def gan_steps(config: Config, dataset: str) -> list[int]:
+    """Every GAN step saved for a dataset, ascending; the last is the trained GAN."""
+    gan = config["datasets"][dataset]["gan"]
+    return sorted(set(gan["checkpoints"]) | {gan["steps"]})
+
+
+def final_ckpt(config: Config, dataset: str) -> int:
+    return int(config["datasets"][dataset]["gan"]["steps"])
+
+
+def gan_checkpoint(dataset: str, step: int | str) -> str:
+    return f"results/models/{dataset}/gan/step{step}.safetensors"
+
+
+def previous_gan_state(config: Config, wildcards: Any) -> str | list[str]:
+    """The GAN resume state this segment starts from; none for the first segment."""
+    steps = gan_steps(config, wildcards.dataset)
+    here = steps.index(int(wildcards.step))
+    if here == 0:
+        return []
+    return f"results/models/{wildcards.dataset}/gan/step{steps[here - 1]}.state.pt"
+
+
+def attacks_of(config: Config, dataset: str) -> list[str]:
+    return list(config["datasets"][dataset]["attacks"])
+
+
+def attack_files(config: Config, wildcards: Any) -> list[str]:
+    return [
+        f"results/attacks/{wildcards.dataset}/{wildcards.split}/{attack}.safetensors"
+        for attack in attacks_of(config, wildcards.dataset)
+    ]
+
+
+def gan_for_ckpt(config: Config, wildcards: Any) -> str:
+    return gan_checkpoint(wildcards.dataset, wildcards.ckpt)
+
+
+def final_gan(config: Config, wildcards: Any) -> str:
+    return gan_checkpoint(wildcards.dataset, final_ckpt(config, wildcards.dataset))
+
+
+def clean_path(dataset: str, split: str, attack: str, method: str, sigma: str, steps: int, ckpt: int) -> str:
+    return f"results/clean/{dataset}/{split}/{attack}/{method}_sigma{sigma}_run{steps}_ckpt{ckpt}.parquet"
+
+
+def table_clean_files(config: Config) -> list[str]:
+    """Tables 1-2: every attack x method on the test split with the trained GAN."""
+    cleaning = config["cleaning"]
+    sigma, steps = format_number(cleaning["sigma"]), run_steps(cleaning)
+    return [
+        clean_path(ds, "test", attack, method, sigma, steps, final_ckpt(config, ds))
+        for ds in config["datasets"]
+        for attack in attacks_of(config, ds)
+        for method in cleaning["methods"]
+    ]
+
+
+def sweep_clean_files(config: Config) -> list[str]:
+    """The sigma sweep, on the validation split only (hyperparameters are chosen there)."""
+    cleaning, sweep = config["cleaning"], config["sweep"]
+    return [
+        clean_path(
+            ds, "val", attack, method, format_number(sigma), run_steps(cleaning), final_ckpt(config, ds)
+        )
+        for ds in config["datasets"]
+        for attack in sweep["attacks"]
+        for method in cleaning["methods"]
+        for sigma in sweep["sigmas"]
+    ]
+
+
+def gan_quality_clean_files(config: Config) -> list[str]:
+    """Figure 6: cowboy cleaning with every saved GAN checkpoint."""
+    cleaning, attack = config["cleaning"], config["figures"]["gan_quality_attack"]
+    sigma = format_number(cleaning["sigma"])
+    return [
+        clean_path(ds, "test", attack, "cowboy", sigma, run_steps(cleaning), step)
+        for ds in config["figures"]["gan_quality_datasets"]
+        for step in gan_steps(config, ds)
+    ]
+
+
+def cowboy_grid_files(config: Config) -> list[str]:
+    """Figure 5: the image grids saved by the cowboy cleaning jobs of the tables."""
+    return [
+        path.replace(".parquet", ".grid.safetensors")
+        for path in table_clean_files(config)
+        if Path(path).name.startswith("cowboy_")
+    ]
+
+
+def score_files(config: Config, split: str = "test") -> list[str]:
+    return [f"results/scores/{ds}/{split}/ckpt{final_ckpt(config, ds)}.parquet" for ds in config["datasets"]]
+
+
+def gan_quality_score_files(config: Config) -> list[str]:
+    """Figure 7: D-scores on real and adversarial inputs at every saved GAN checkpoint."""
+    return [
+        f"results/scores/{ds}/test/ckpt{step}.parquet"
+        for ds in config["figures"]["gan_quality_datasets"]
+        for step in gan_steps(config, ds)
+    ]
+
+
+def final_val_scores(config: Config, wildcards: Any) -> str:
+    return f"results/scores/{wildcards.dataset}/val/ckpt{final_ckpt(config, wildcards.dataset)}.parquet"
+
+
+def deployment_attack_files(config: Config, wildcards: Any) -> list[str]:
+    """Test images unattacked ("none") and attacked: the two halves of each stream."""
+    return [
+        f"results/attacks/{wildcards.dataset}/test/{attack}.safetensors"
+        for attack in [NO_ATTACK, *attacks_of(config, wildcards.dataset)]
+    ]
+
+
+# -- the defence card ------------------------------------------------------------------------
+
+
+def defense_cards(config: Config) -> list[str]:
+    return [f"results/defense/{ds}.safetensors" for ds in config["datasets"]]
+
+
+def card_fixed(config: Config) -> dict[str, Any]:
+    """Card settings the grid does not vary: cowboy's objective, the cleaning's early stopping."""
+    return {"method": "cowboy", "early_stop_tol": config["cleaning"]["early_stop_tol"]}
+
+
+def card_grid_setting(config: Config, wildcards: Any) -> dict[str, Any]:
+    """One named setting of the card's validation grid; unnamed fields are the cleaning's."""
+    defaults = {key: config["cleaning"][key] for key in ("sigma", "steps", "lr", "restarts", "optimizer")}
+    return canonical({**defaults, **config["card"]["grid"][wildcards.setting], **card_fixed(config)})
+
+
+def card_measurement(config: Config) -> dict[str, Any]:
+    """What a grid job measures with; the objective and the bound only matter to the choice."""
+    keys = ("images", "alone_images", "perturbation", "trajectories")
+    return canonical({key: config["card"][key] for key in keys})
+
+
+def card_grid_files(config: Config, wildcards: Any) -> list[str]:
+    return [f"results/defense/{wildcards.dataset}/grid/{name}.parquet" for name in config["card"]["grid"]]
+
+
+def calibration_attack_file(config: Config, wildcards: Any) -> str:
+    attack = config["detection"]["calibration_attack"]
+    return f"results/attacks/{wildcards.dataset}/val/{attack}.safetensors"
+
+
+# -- the robustness suite ----------------------------------------------------------------------
+
+
+def robustness_files(config: Config, doubled: bool = False) -> list[str]:
+    robustness, suffix = config["robustness"], "_x2" if doubled else ""
+    return [
+        f"results/robustness/{ds}/{defense}_eps{format_number(eps)}{suffix}.parquet"
+        for ds in robustness["datasets"]
+        for defense in ["none", *config["cleaning"]["methods"]]
+        for eps in robustness["epsilons"]
+    ]
+
+
+def robustness_params(config: Config) -> dict[str, Any]:
+    """What one suite job computes with: not the list of epsilons or datasets (a wildcard
+    each), so that adding an epsilon reruns nothing already attacked."""
+    return canonical({k: v for k, v in config["robustness"].items() if k not in ("epsilons", "datasets")})
+
+
+def chaos_files(config: Config) -> list[str]:
+    """The chaos table for the card's chosen settings and, beside them, the paper's (Tables 1-2)."""
+    return [
+        f"results/robustness/{ds}/{method}_{settings}_chaos.csv"
+        for ds in config["robustness"]["datasets"]
+        for method in config["cleaning"]["methods"]
+        for settings in ("card", "paper")
+    ]
+
+
+def chaos_overrides(config: Config, wildcards: Any) -> dict[str, Any]:
+    """No change for the card; the cleaning section's settings for the paper's protocol."""
+    if wildcards.settings == "card":
+        return {}
+    return canonical(
+        {key: config["cleaning"][key] for key in ("sigma", "steps", "lr", "optimizer", "restarts")}
+    )
+
+
+def attacks_config(config: Config, wildcards: Any) -> dict[str, Any]:
+    """Attack settings other than the budget: the epsilon sweep sets the budgets itself."""
+    attacks = config["datasets"][wildcards.dataset]["attacks"]
+    return canonical(
+        {
+            name: {key: value for key, value in spec.items() if key != "epsilon"}
+            for name, spec in attacks.items()
+            if not parse_attack(name)[1]
+        }
+    )
+
+
+# -- targets -----------------------------------------------------------------------------------
+
+
+def figure_targets(config: Config) -> list[str]:
+    targets = [f"results/figures/{name}.png" for name in ("fig3_scores", "fig4_lowest_real", "fig5_cleaning")]
+    if config["figures"]["gan_quality_datasets"]:
+        targets += [
+            "results/figures/fig6_gan_quality_cleaning.png",
+            "results/figures/fig7_gan_quality_detection.png",
+        ]
+    if config["toy"]["enabled"]:
+        targets += ["results/figures/fig1_toy_classifier.png", "results/figures/fig2_toy_discriminator.png"]
+    return targets
+
+
+def reproduction_targets(config: Config) -> list[str]:
+    repro = config.get("reproduction", {})
+    if "dataset" not in repro:
+        return []
+    name, out = repro["dataset"].replace("_", "-"), repro["output_dir"]
+    return [f"{out}/{name}-table1.csv", f"{out}/{name}-results.md", f"{out}/{name}-figures"]
+
+
+def reproduction_epsilons(config: Config, wildcards: Any) -> dict[str, float]:
+    ds = config["reproduction"]["dataset"]
+    return {name: spec["epsilon"] for name, spec in config["datasets"][ds]["attacks"].items()}
+
+
+def published_sources(config: Config) -> list[str]:
+    """The outputs the reproduction keeps a committed copy of: the card's choice, and the
+    robustness and discriminator studies when the config runs them."""
+    sources = [f"results/defense/{ds}.choice.csv" for ds in config["datasets"]]
+    if config["robustness"]["datasets"]:
+        sources += ROBUSTNESS_OUTPUTS + DEPLOYMENT_OUTPUTS
+    return sources + (STUDY_OUTPUTS if config["discriminator_study"]["datasets"] else [])
+
+
+def published_copies(config: Config) -> list[str]:
+    """Where the reproduction keeps those copies (none without a reproduction)."""
+    if "dataset" not in config.get("reproduction", {}):
+        return []
+    out = config["reproduction"]["output_dir"]
+    return [f"{out}/{Path(path).name}" for path in published_sources(config)]
+
+
+def all_targets(config: Config) -> list[str]:
+    extra = [*DEPLOYMENT_OUTPUTS, *defense_cards(config)]
+    extra += [f"results/epsilon_sweep/{ds}.csv" for ds in config["epsilon_sweep"]["datasets"]]
+    extra += ROBUSTNESS_OUTPUTS if config["robustness"]["datasets"] else []
+    extra += STUDY_OUTPUTS if config["discriminator_study"]["datasets"] else []
+    tables = ["table1", "table2", "detection", "accuracy", "sweep"]
+    return [
+        *extra,
+        *published_copies(config),
+        *(f"results/{name}.csv" for name in tables),
+        *figure_targets(config),
+        *reproduction_targets(config),
+    ]
+
+
+# -- params --------------------------------------------------------------------------------------
+
+
+def train_split_params(config: Config, wildcards: Any) -> dict[str, Any]:
+    """Only what fixes the training images: the held-out validation split."""
+    return {"validation_size": config["datasets"][wildcards.dataset]["validation_size"]}
+
+
+def eval_split_params(config: Config, wildcards: Any) -> dict[str, Any]:
+    ds = config["datasets"][wildcards.dataset]
+    return canonical({key: ds[key] for key in ("validation_size", "validation_attack_size", "test_size")})
+
+
+def attack_params(config: Config, wildcards: Any) -> dict[str, Any]:
+    return canonical(config["datasets"][wildcards.dataset]["attacks"].get(wildcards.attack, {}))
+
+
+def classifier_params(config: Config, wildcards: Any) -> dict[str, Any]:
+    return canonical(config["datasets"][wildcards.dataset]["classifier"])
+
+
+def gan_params(config: Config, wildcards: Any) -> dict[str, Any]:
+    return canonical(config["datasets"][wildcards.dataset]["gan"])
+
+
+def cleaning_params(config: Config, wildcards: Any) -> dict[str, Any]:
+    """Settings shared by all cleaning jobs; sigma, steps and method come from the wildcards."""
+    return canonical(
+        {key: config["cleaning"][key] for key in ("lr", "restarts", "optimizer", "early_stop_tol")}
+    )
