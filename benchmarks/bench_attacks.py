@@ -65,11 +65,15 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=25, help="cleaning steps (the pipeline's 25)")
     parser.add_argument("--batches", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--smoke", action="store_true", help="seconds: tiny nets and sizes, to check it runs")
     args = parser.parse_args()
+    width = 8 if args.smoke else 32
+    if args.smoke:
+        args.steps, args.batches = 2, [4]
     device = torch.device(args.device)
     torch.manual_seed(0)
-    g = freeze(DCGANGenerator(channels=1, image_size=28, width=32))
-    d = freeze(DCGANDiscriminator(channels=1, image_size=28, width=32))
+    g = freeze(DCGANGenerator(channels=1, image_size=28, width=width))
+    d = freeze(DCGANDiscriminator(channels=1, image_size=28, width=width))
     classifier = freeze(Classifier(channels=1, image_size=28)).to(device)
     defense = Cowboy(g, d, Settings(steps=args.steps), execution=Execution(device=device))
     surrogate = surrogate_of(defense, 0.25)

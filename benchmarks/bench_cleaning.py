@@ -1,6 +1,6 @@
 """Cleaning throughput and convergence, measured in one run (issue: performance).
 
-    python benchmarks/bench_cleaning.py --out benchmarks/results/cleaning.json [--quick]
+    python -m benchmarks.bench_cleaning --out benchmarks/results/cleaning.json [--quick | --smoke]
 
 Measures, on this machine (``--device cuda`` on a GPU node): the fp32 matmul peak; cowboy
 sample-steps/s over batch sizes, adding BN folding, channels_last, the sub-pixel rewrite and
@@ -30,11 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks.bench_attacks import cpu_flags
 from cowboy_core import Cowboy, Execution
-from cowboy_core.io import load_models, load_tensors, write_text
+from cowboy_core.io import atomic_path, load_models, load_tensors, write_text
 from cowboy_core.models import DCGANDiscriminator, DCGANGenerator, freeze
 from cowboy_core.settings import Settings
-from cowboy_pipeline.runtime import load_split
 
 
 def peak_gflops(seconds: float, device: torch.device) -> float:
@@ -103,13 +103,10 @@ def median_rate(run: Callable[[], None], sample_steps: int, device: torch.device
 
 def time_cowboy(defense: Cowboy, x: torch.Tensor, steps: int, repeats: int = 3) -> float:
     """Sample-steps per second of ``defense`` on ``x`` (after a warm-up run)."""
-    def run(at: int) -> Cowboy:
-        settings = replace(defense.settings, steps=at)
-        return Cowboy(*defense.sources, settings, execution=defense.execution)
-
-    run(2).clean(x)  # warm-up
-    timed, restarts = run(steps), defense.settings.restarts
-    return median_rate(lambda: timed.clean(x), x.shape[0] * restarts * steps, x.device, repeats)
+    settings = replace(defense.settings, steps=steps)
+    timed = Cowboy(*defense.sources, settings, execution=defense.execution)
+    timed.clean(x[:1])  # warm-up (and compilation): the same padded chunk shape as every call
+    return median_rate(lambda: timed.clean(x), x.shape[0] * settings.restarts * steps, x.device, repeats)
 
 
 def steps_for(batch: int) -> int:
@@ -167,7 +164,9 @@ def throughput(args: argparse.Namespace, report: dict[str, Any], device: torch.d
     rows = []
     for channels, size in ((1, 28), (3, 32)):
         g, d = random_gan(channels, size, args.width)
-        if (channels, size) == (1, 28):
+        if args.smoke:
+            batches = [4, 64]
+        elif (channels, size) == (1, 28):
             full = [1, 4, 16, 64, 128, 256, 512, 1024, 2048, 4096]
             batches = [1, 16, 64, 256, 1024] if args.quick else full
         else:
@@ -182,7 +181,7 @@ def throughput(args: argparse.Namespace, report: dict[str, Any], device: torch.d
             for name, kwargs in variants.items():
                 models = (Bf16(g), Bf16(d)) if kwargs.pop("bf16", False) else (g, d)
                 defense = Cowboy(*models, execution=Execution(batch_size=batch, device=device, **kwargs))
-                steps = steps_for(batch) if "bf16" not in name else 5
+                steps = 2 if args.smoke else steps_for(batch) if "bf16" not in name else 5
                 rate = time_cowboy(defense, x, steps, repeats=1 if "bf16" in name else 3)
                 rows.append(
                     {
@@ -209,102 +208,120 @@ def throughput(args: argparse.Namespace, report: dict[str, Any], device: torch.d
     }
 
     g, d = (model.to(device) for model in random_gan(1, 28, args.width))
-    x = torch.rand(100 if args.quick else 200, 1, 28, 28, device=device) * 2 - 1
-    restarts, steps = (2, 10) if args.quick else (4, 20)
-    peer = peer_rate(g, d, x, steps, restarts, batch=100)
+    x = torch.rand(8 if args.smoke else 100 if args.quick else 200, 1, 28, 28, device=device) * 2 - 1
+    restarts, steps = (1, 2) if args.smoke else (2, 10) if args.quick else (4, 20)
+    peer = peer_rate(g, d, x, steps, restarts, batch=min(100, x.shape[0]))
     ours = time_cowboy(
         Cowboy(g, d, Settings(restarts=restarts), execution=Execution(device=device)), x, steps
     )
-    loop = peer_rate(g, d, x[:8], 50, 1, batch=1)
+    loop = peer_rate(g, d, x[:2], 2, 1, batch=1) if args.smoke else peer_rate(g, d, x[:8], 50, 1, batch=1)
     report["peer_sample_steps_per_s"] = peer
     report["loop_sample_steps_per_s"] = loop
     report["ours_same_workload_sample_steps_per_s"] = ours
     report["speedup_vs_peer"] = ours / peer
     report["speedup_vs_loop"] = ours / loop
-    torch_compile(report, g, d, x, device)
+    torch_compile(report, g, d, x, device, steps=2 if args.smoke else 20)
 
 
 def torch_compile(
-    report: dict[str, Any], g: torch.nn.Module, d: torch.nn.Module, x: torch.Tensor, device: torch.device
+    report: dict[str, Any],
+    g: torch.nn.Module,
+    d: torch.nn.Module,
+    x: torch.Tensor,
+    device: torch.device,
+    *,
+    steps: int,
 ) -> None:
     """torch.compile (CUDA graphs on a GPU): compile seconds, and the steady-state ratio."""
     x = x[:100]
-    eager = Cowboy(g, d, Settings(steps=20), execution=Execution(device=device))
+    eager = Cowboy(g, d, Settings(steps=steps), execution=Execution(device=device))
     compiled = Cowboy(g, d, Settings(steps=2), execution=Execution(device=device, compile=True))
     start = time.perf_counter()
     compiled.clean(x)
     synchronize(device)
     compile_seconds = time.perf_counter() - start
-    ratio = time_cowboy(compiled, x, 20) / time_cowboy(eager, x, 20)
+    ratio = time_cowboy(compiled, x, steps) / time_cowboy(eager, x, steps)
     report["compile"] = {"device": device.type, "seconds_to_compile": compile_seconds, "speed_ratio": ratio}
     print(json.dumps(report["compile"]), flush=True)
+
+
+class Validation:
+    """The pipeline's trained models and FGSM validation images: what the curves clean."""
+
+    def __init__(self, root: Path, gan_file: Path, n: int, sigma: float, device: torch.device) -> None:
+        attack = root / "attacks/fashion_mnist/val/fgsm.safetensors"
+        self.gan = load_models(gan_file, device=device)[0]
+        classifier = load_models(root / "models/fashion_mnist/classifier.safetensors", device=device)[0]
+        self.classifier = classifier["classifier"].eval()
+        labels = load_tensors(root / "data/fashion_mnist/eval.safetensors")[0]["val_labels"]
+        tensors, meta = load_tensors(attack)
+        self.x, self.y = tensors["adversarial"][:n].to(device), labels[:n].to(device)
+        self.sigma, self.device = sigma, device
+        self.description = {"attack": "fgsm", "epsilon": meta["epsilon"], "split": "val", "images": n}
+        self.description["gan"] = gan_file.name
+
+    def accuracy(self, images: torch.Tensor) -> float:
+        with torch.no_grad():
+            return float((self.classifier(images).argmax(1) == self.y).float().mean())
+
+    def defense(self, bf16: bool = False, **settings: Any) -> Cowboy:
+        models = (self.gan["generator"], self.gan["discriminator"])
+        models = (Bf16(models[0]), Bf16(models[1])) if bf16 else models
+        return Cowboy(
+            *models, Settings(sigma=self.sigma, **settings), execution=Execution(device=self.device)
+        )
+
+
+CURVES = {  # the optimizers compared; GD runs to gd_steps, the others to at most 500
+    "gd": {"optimizer": "gd", "lr": 0.05},
+    "momentum": {"optimizer": "momentum", "lr": 0.01},
+    "adam": {"optimizer": "adam", "lr": 0.01},
+}
 
 
 def convergence(args: argparse.Namespace, report: dict[str, Any], device: torch.device) -> None:
     """On real Fashion-MNIST FGSM validation images: accuracy against steps for GD, momentum
     and Adam; early stopping; and the bf16 accuracy check."""
     root = Path(args.results)
-    gan_files = sorted(
+    gans = sorted(
         (root / "models/fashion_mnist/gan").glob("step*.safetensors"), key=lambda p: int(p.stem[4:])
     )
-    attack = root / "attacks/fashion_mnist/val/fgsm.safetensors"
-    if not gan_files or not attack.exists():
+    if not gans or not (root / "attacks/fashion_mnist/val/fgsm.safetensors").exists():
         report["steps_to_match_gd5000"] = None
         report["convergence_note"] = f"no trained models under {root}; run the pipeline first"
         return
-    gan, _ = load_models(gan_files[-1], device=device)
-    classifier = load_models(root / "models/fashion_mnist/classifier.safetensors", device=device)[0]
-    classifier = classifier["classifier"].eval()
-    _, labels, _, _ = load_split(str(root / "data/fashion_mnist/eval.safetensors"), "val")
-    attack_tensors, attack_meta = load_tensors(attack)
     n = args.curve_images or (64 if args.quick else 256)
-    x, y = attack_tensors["adversarial"][:n].to(device), labels[:n].to(device)
-
-    def accuracy(images: torch.Tensor) -> float:
-        with torch.no_grad():
-            return float((classifier(images).argmax(1) == y).float().mean())
-
-    def defense(bf16: bool = False, **kwargs: Any) -> Cowboy:
-        models = (gan["generator"], gan["discriminator"])
-        models = (Bf16(models[0]), Bf16(models[1])) if bf16 else models
-        return Cowboy(*models, Settings(sigma=args.sigma, **kwargs), execution=Execution(device=device))
-
-    report["convergence_attack"] = {
-        "attack": "fgsm",
-        "epsilon": attack_meta["epsilon"],
-        "split": "val",
-        "images": n,
-        "gan": gan_files[-1].name,
-    }
+    val = Validation(root, gans[-1], n, args.sigma, device)
+    report["convergence_attack"] = val.description
     gd_steps = args.gd_steps or (500 if args.quick else 5000)
-    # The bf16 check below compares against the GD curve's own snapshot at this step.
-    bf16_steps = min(10 if args.quick else 50, gd_steps)
-    record = sorted(
-        {s for s in (10, 25, 50, 100, 200, 300, 500, 1000, 2000, 3000, 5000) if s <= gd_steps} | {bf16_steps}
-    )
-    curves: dict[str, list[dict[str, float]]] = {}
-    snapshots: dict[str, dict[int, torch.Tensor]] = {}
-    settings = {
-        "gd": {"optimizer": "gd", "lr": 0.05, "steps": gd_steps},
-        "momentum": {"optimizer": "momentum", "lr": 0.01, "steps": min(gd_steps, 500)},
-        "adam": {"optimizer": "adam", "lr": 0.01, "steps": min(gd_steps, 500)},
-    }
-    for name, s in settings.items():
+    bf16_steps = min(10 if args.quick else 50, gd_steps)  # compared with GD's own snapshot there
+    record = {10, 25, 50, 100, 200, 300, 500, 1000, 2000, 3000, 5000, bf16_steps}
+    curves, snapshots = {}, {}
+    for name, settings in CURVES.items():
+        steps = gd_steps if name == "gd" else min(gd_steps, 500)
         start = time.perf_counter()
-        result = defense(**s).clean_detailed(x, seed=0, record_at=[r for r in record if r <= s["steps"]])
+        result = val.defense(**settings, steps=steps).clean_detailed(
+            val.x, seed=0, record_at=[r for r in sorted(record) if r <= steps]
+        )
         elapsed = time.perf_counter() - start
         curves[name] = [
-            {"steps": step, "accuracy": accuracy(images), "seconds": elapsed * step / s["steps"]}
+            {"steps": step, "accuracy": val.accuracy(images), "seconds": elapsed * step / steps}
             for step, images in sorted(result.snapshots.items())
         ]
         print(name, curves[name], flush=True)
         snapshots[name] = result.snapshots
     report["convergence"] = curves
+    steps_to_match(report, curves, gd_steps)
+    early_stop(report, val, gd_steps, curves["gd"][-1])
+    plot_convergence(curves, report["early_stop"], Path(args.out).with_suffix(".png"))
+    bf16_check(report, val, bf16_steps, snapshots["gd"][bf16_steps])
+
+
+def steps_to_match(report: dict[str, Any], curves: dict[str, list[dict[str, float]]], gd_steps: int) -> None:
+    """The best optimizer is the one that reaches long GD's accuracy in the fewest steps."""
     target = curves["gd"][-1]["accuracy"]
-    report["gd_final_steps"] = gd_steps
-    report["gd_final_accuracy"] = target
+    report["gd_final_steps"], report["gd_final_accuracy"] = gd_steps, target
     report["gd_best_accuracy"] = max(c["accuracy"] for c in curves["gd"])
-    # The best optimizer is the one that reaches 5,000-step GD's accuracy in the fewest steps.
     to_match = {
         name: min((c["steps"] for c in curves[name] if c["accuracy"] >= target), default=None)
         for name in ("momentum", "adam")
@@ -317,30 +334,32 @@ def convergence(args: argparse.Namespace, report: dict[str, Any], device: torch.
         "gd": min(c["steps"] for c in curves["gd"] if c["accuracy"] >= target)
     }
 
-    # Early stopping: GD over all the steps, rows leaving the batch once their loss plateaus.
+
+def early_stop(report: dict[str, Any], val: Validation, gd_steps: int, gd_final: dict[str, float]) -> None:
+    """GD over all the steps, each row frozen once its loss plateaus."""
     start = time.perf_counter()
-    stopped = defense(optimizer="gd", lr=0.05, steps=gd_steps, early_stop_tol=1e-3).clean_detailed(x, seed=0)
+    stopped = val.defense(optimizer="gd", lr=0.05, steps=gd_steps, early_stop_tol=1e-3).clean_detailed(val.x)
     report["early_stop"] = {
         "tol": 1e-3,
         "check_every": 50,
-        "accuracy": accuracy(stopped.images),
-        "accuracy_without": target,
+        "accuracy": val.accuracy(stopped.images),
+        "accuracy_without": gd_final["accuracy"],
         "mean_steps_run": float(stopped.steps_run.float().mean()),
         "seconds": time.perf_counter() - start,
-        "seconds_without": curves["gd"][-1]["seconds"],
+        "seconds_without": gd_final["seconds"],
     }
     print(json.dumps(report["early_stop"]), flush=True)
-    plot_convergence(curves, report["early_stop"], Path(args.out).with_suffix(".png"))
 
-    # bf16 is only worth using where it keeps cleaned accuracy within 0.5 points of fp32.
-    fp32 = snapshots["gd"][bf16_steps]
-    bf16 = defense(optimizer="gd", lr=0.05, steps=bf16_steps, bf16=True).clean(x)
-    delta = accuracy(bf16) - accuracy(fp32)
+
+def bf16_check(report: dict[str, Any], val: Validation, steps: int, fp32: torch.Tensor) -> None:
+    """bf16 is only worth using where it keeps cleaned accuracy within 0.5 points of fp32."""
+    bf16 = val.defense(optimizer="gd", lr=0.05, steps=steps, bf16=True).clean(val.x)
+    delta = val.accuracy(bf16) - val.accuracy(fp32)
     ratios = report.get("bf16_speed_ratio", {})
     report["bf16_check"] = {
-        "steps": bf16_steps,
-        "accuracy_fp32": accuracy(fp32),
-        "accuracy_bf16": accuracy(bf16),
+        "steps": steps,
+        "accuracy_fp32": val.accuracy(fp32),
+        "accuracy_bf16": val.accuracy(bf16),
         "accuracy_delta_points": 100 * delta,
         "within_half_point": abs(delta) <= 0.005,
         "max_abs_pixel_difference": float((bf16 - fp32).abs().max()),
@@ -374,13 +393,13 @@ def plot_convergence(
     ax.set_ylabel("accuracy after cleaning")
     ax.set_title("Fashion-MNIST FGSM (validation): accuracy against time")
     ax.legend()
-    from cowboy_pipeline.plots import save_figure
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+    plt.close(fig)
 
-    save_figure(fig, path)
 
-
-def memory_for_10k(width: int, device: torch.device) -> float:
-    """Peak memory (MB) of a fresh process cleaning 10,000 28x28 images with the default
+def memory_for(images: int, width: int, device: torch.device) -> float:
+    """Peak memory (MB) of a fresh process cleaning ``images`` 28x28 images with the default
     settings (2 steps; memory does not grow with steps): RSS on CPU, allocated on CUDA."""
     peak = (
         f"torch.cuda.max_memory_allocated('{device}') / 2**20"
@@ -390,10 +409,10 @@ def memory_for_10k(width: int, device: torch.device) -> float:
     code = (
         "import resource, torch\n"
         "from benchmarks.bench_cleaning import random_gan\n"
-        "from cowboy_core import Cowboy, Execution\n"
+        "from cowboy_core import Cowboy, Execution, Settings\n"
         f"g, d = random_gan(1, 28, {width})\n"
-        f"x = torch.rand(10000, 1, 28, 28, device='{device}') * 2 - 1\n"
-        f"Cowboy(g, d, steps=2, execution=Execution(device='{device}')).clean(x)\n"
+        f"x = torch.rand({images}, 1, 28, 28, device='{device}') * 2 - 1\n"
+        f"Cowboy(g, d, Settings(steps=2), execution=Execution(device='{device}')).clean(x)\n"
         f"print({peak})\n"
     )
     out = subprocess.run(
@@ -412,6 +431,7 @@ def main() -> None:
     )
     parser.add_argument("--out", required=True, help="JSON file to write")
     parser.add_argument("--quick", action="store_true", help="short run")
+    parser.add_argument("--smoke", action="store_true", help="seconds: tiny nets and sizes, to check it runs")
     parser.add_argument("--results", default="results", help="pipeline results with trained models")
     parser.add_argument("--width", type=int, default=32, help="DCGAN width (the quick config's)")
     parser.add_argument("--sigma", type=float, default=1.0)
@@ -419,18 +439,21 @@ def main() -> None:
     parser.add_argument("--curve-images", type=int, help="validation images for the curve")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
+    if args.smoke:
+        args.quick, args.width, args.gd_steps, args.curve_images = True, 8, 20, 8
     device = torch.device(args.device)
     torch.manual_seed(0)
     report: dict[str, Any] = {
         "machine": {
             "cpu": platform.processor() or platform.machine(),
+            "cpu_flags": cpu_flags(),
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "device": str(device),
         },
         "dcgan_width": args.width,
     }
-    peak_seconds = 2.0 if args.quick else 5.0
+    peak_seconds = 0.1 if args.smoke else 2.0 if args.quick else 5.0
     report["peak_gflops"] = peak_gflops(peak_seconds, device)
     throughput(args, report, device)
     # Measured again after the sweep: a busy moment at the start must not inflate peak_fraction.
@@ -443,7 +466,8 @@ def main() -> None:
         peer_seconds = report["gd_final_steps"] / report["peer_sample_steps_per_s"]
         ours_seconds = report["steps_to_match_gd5000"] / report["ours_same_workload_sample_steps_per_s"]
         report["time_to_accuracy_speedup_vs_peer"] = peer_seconds / ours_seconds
-    report["peak_memory_mb_cleaning_10k"] = memory_for_10k(args.width, device)
+    images = 64 if args.smoke else 10_000
+    report[f"peak_memory_mb_cleaning_{images}"] = memory_for(images, args.width, device)
     report["self_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     write_text(args.out, json.dumps(report, indent=2))
     print(json.dumps({k: v for k, v in report.items() if k not in ("throughput", "convergence")}, indent=2))

@@ -1,4 +1,6 @@
-"""Every benchmark has a smoke mode, run here so that it cannot rot (no timings asserted)."""
+"""Every benchmark has a smoke mode, run here so that it cannot rot: an API change that breaks
+a benchmark fails the tests. No timings are asserted; what is checked is that each one runs
+every path and writes the numbers it promises."""
 
 import json
 import subprocess
@@ -8,13 +10,34 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_padding_benchmark_smoke_runs():
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_padding", "--smoke"],
+def run(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", "--smoke", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
         check=True,
     )
-    rows = json.loads(proc.stdout)
+
+
+def test_padding_benchmark_smoke_runs():
+    rows = json.loads(run("bench_padding").stdout)
     assert {row["inputs"] for row in rows} == {1, 4} and all(row["sample_steps_per_s"] > 0 for row in rows)
+
+
+def test_attack_cost_benchmark_smoke_runs(tmp_path):
+    out = tmp_path / "attacks.json"
+    run("bench_attacks", "--out", str(out))
+    report = json.loads(out.read_text())
+    assert {row["gradient"] for row in report["rows"]} == {"bpda", "unrolled", "truncated", "surrogate"}
+    assert all(row["cost_relative_to_bpda"] > 0 for row in report["rows"]) and "cpu" in report["machine"]
+
+
+def test_cleaning_benchmark_smoke_runs(tmp_path):
+    out = tmp_path / "cleaning.json"
+    run("bench_cleaning", "--out", str(out), "--results", str(tmp_path / "no_results"))
+    report = json.loads(out.read_text())
+    variants = {row["variant"] for row in report["throughput"]}
+    assert "+subpixel (default)" in variants and "fp32" in variants and report["speedup_vs_peer"] > 0
+    assert report["compile"]["speed_ratio"] > 0 and report["peak_memory_mb_cleaning_64"] > 0
+    assert report["convergence_note"].startswith("no trained models")
