@@ -87,6 +87,7 @@ def test_bpda_forward_is_the_deployed_cleaning_and_backward_the_identity(tiny_ga
     assert torch.allclose(unrolled.detach(), cleaned.detach(), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_apgd_and_square_lower_accuracy(setup, tiny_gan):
     classifier, x, y = setup
     _, d = tiny_gan
@@ -189,6 +190,7 @@ def test_checks_fail_when_square_beats_the_gradients():
     assert checks["unbounded budget reaches 0"] and checks["iterative beats single-step"]
 
 
+@pytest.mark.slow
 def test_suite_runs_every_attack_under_every_policy(setup, tiny_gan):
     classifier, x, y = setup
     g, d = tiny_gan

@@ -175,6 +175,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, checkpoint, image_file, case,
     assert len(err.splitlines()) == 1 and err.startswith(f"cowboy {command}: error:")
 
 
+@pytest.mark.slow
 def test_console_script_help_is_useful():
     out = subprocess.run(
         [sys.executable, "-m", "cowboy_core.cli", "--help"], capture_output=True, text=True, check=True

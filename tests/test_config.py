@@ -99,6 +99,7 @@ def test_good_configs_validate_and_get_defaults():
             assert config["cleaning"]["optimizer"] in ("gd", "momentum", "adam")
 
 
+@pytest.mark.slow
 def test_snakemake_refuses_bad_config_without_traceback(tmp_path: Path):
     config = copy.deepcopy(TINY)
     config["cleaning"]["sigma"] = -1

@@ -70,6 +70,7 @@ def _without_pipeline(code: str, tmp_path: Path) -> subprocess.CompletedProcess[
     )
 
 
+@pytest.mark.slow
 def test_every_library_module_and_the_cli_run_without_the_pipeline(tmp_path):
     torch.manual_seed(0)
     g = DCGANGenerator(channels=1, image_size=28, latent_dim=8, width=8)

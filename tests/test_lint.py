@@ -1,7 +1,11 @@
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import REPO
+
+pytestmark = pytest.mark.slow  # starts Snakemake
 
 
 def test_snakemake_lint_is_clean_but_for_the_environment_directive():

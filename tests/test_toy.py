@@ -4,6 +4,8 @@ import pytest
 
 from cowboy_pipeline.toy import run_toy
 
+pytestmark = pytest.mark.slow  # trains the toy's three models (about a minute)
+
 
 @pytest.fixture(scope="module")
 def toy():
