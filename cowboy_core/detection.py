@@ -135,7 +135,8 @@ def threshold_at_fpr(real_scores: torch.Tensor | np.ndarray, fpr: float = 0.05) 
     real = np.sort(_as_numpy(real_scores))
     if real.size == 0:
         raise ValueError("need at least one real score")
-    return float(real[math.floor(fpr * real.size)])
+    allowed = math.floor(fpr * real.size)  # real inputs that may be flagged
+    return float(real[allowed]) if allowed < real.size else math.inf
 
 
 def detection_rate(scores: torch.Tensor | np.ndarray, threshold: float) -> float:
