@@ -126,7 +126,9 @@ def test_latent_attack_stays_in_the_budget(setup, tiny_gan):
     adversarial = latent_attack(
         classifier, Cowboy(g, d, Settings(steps=2)), x[:4], y[:4], epsilon=0.1, steps=5, refine_steps=2
     )
-    assert (adversarial - x[:4]).abs().max() <= 0.2 + 1e-5 and adversarial.abs().max() <= 1
+    moved = (adversarial - x[:4]).abs().flatten(1).max(dim=1).values
+    assert moved.max() <= 0.2 + 1e-5 and adversarial.abs().max() <= 1  # 0.1 in [0, 1] = 0.2 in [-1, 1]
+    assert (moved > 0.05).all()  # it attacked: returning the input unchanged is not an attack
 
 
 def test_reject_counts_a_rejection_as_defended(setup, tiny_gan):
@@ -210,15 +212,32 @@ def test_suite_runs_every_attack_under_every_policy(setup, tiny_gan):
         log=lambda *_: None,
     )
     assert set(rows["policy"]) == {"detect-then-clean", "clean-all", "reject"}
-    assert {
-        "transfer_apgd_ce",
-        "hinge_threshold",
+    order = ["clean", "transfer_apgd_ce", "hinge_threshold", "hinge_median_real", "unrolled_apgd_ce",
+             "unrolled_apgd_dlr", "bpda_single_step", "bpda_apgd_ce", "bpda_apgd_dlr", "surrogate_apgd_ce",
+             "latent", "square", "bpda_apgd_ce_eot_fresh_seed", "check_unrolled_apgd_ce_2x",
+             "check_unbounded"]  # fmt: skip
+    ran = list(dict.fromkeys(rows["attack"]))
+    assert ran == [s for s in order if s in ran] and {"clean", "transfer_apgd_ce", "square"} <= set(ran)
+    assert set(rows["seed"]) == {"fixed", "fresh"} and rows["defended"].isin([0.0, 1.0]).all()
+    # A cleaning attack runs only on images some cleaning policy still defends.
+    cleaning_steps = {
+        "unrolled_apgd_ce",
+        "unrolled_apgd_dlr",
         "bpda_apgd_ce",
-        "latent",
-        "square",
-        "check_unbounded",
-    } <= set(rows["attack"])
-    assert set(rows["seed"]) == {"fixed", "fresh"}
+        "bpda_apgd_dlr",
+        "surrogate_apgd_ce",
+    }
+    fixed = rows[(rows["seed"] == "fixed") & rows["worst_case"]]
+    robust = {p: set(range(6)) for p in ("clean-all", "detect-then-clean")}
+    for attack in ran:
+        here = fixed[fixed["attack"] == attack]
+        if attack in cleaning_steps | {"latent"}:
+            assert set(here["image"]) <= robust["clean-all"] | robust["detect-then-clean"], attack
+        for policy, alive in robust.items():
+            alive -= set(here[(here["policy"] == policy) & (here["defended"] == 0)]["image"])
+    # Every image ran clean under every policy, twice (fixed and fresh seed).
+    clean = rows[rows["attack"] == "clean"]
+    assert len(clean) == 6 * 3 * 2 and set(clean["image"]) == set(range(6))
     bare = run_suite(
         classifier, None, x[:6], y[:6], epsilon=0.1, suite=suite, median_real_score=0.5, log=lambda *_: None
     )

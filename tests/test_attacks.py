@@ -31,7 +31,9 @@ def test_vam_is_an_l2_attack(model_and_data):
     model, x, y = model_and_data
     adv = run_attack(model, x, y, AttackSpec(AttackName.VAM, epsilon=0.5, steps=1))
     norms = (adv - x).flatten(1).norm(dim=1)
-    assert norms.max() <= 2 * 0.5 + 1e-4
+    assert norms.max() <= 2 * 0.5 + 1e-4  # L2 ball of 0.5 in [0, 1] units = 1.0 in [-1, 1]
+    assert norms.min() > 0.5  # it spends the budget: a VAM that does nothing fails here
+    assert (adv - x).abs().max() < 2 * 0.5  # and it is not an L-inf step of the same size
     assert AttackName.VAM.norm == "l2" and AttackName.FGSM.norm == "linf"
 
 

@@ -144,10 +144,17 @@ def test_png_folders_round_trip(tmp_path, checkpoint, image_file):
         assert np.array_equal(np.asarray(Image.open(again / name)), original[i])
 
 
-@pytest.mark.parametrize(
-    "case",
-    ["missing", "bad_range", "wrong_shape", "corrupt_gan", "bad_suffix", "no_threshold"],
-)
+BAD_INPUT = {  # the case, and what its one line must say
+    "missing": "no such file",
+    "bad_range": "[-1, 1]",
+    "wrong_shape": "shape",
+    "corrupt_gan": "bad.safetensors",
+    "bad_suffix": ".txt",
+    "no_threshold": "threshold",
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
 def test_bad_input_exits_2_with_one_line(tmp_path, checkpoint, image_file, case, capsys):
     path, _ = image_file
     gan = checkpoint
@@ -173,6 +180,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, checkpoint, image_file, case,
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and err.startswith(f"cowboy {command}: error:")
+    assert BAD_INPUT[case].lower() in err.lower(), err
 
 
 @pytest.mark.slow

@@ -95,6 +95,7 @@ def test_scaling_round_trips():
 
 def test_splits_are_seeded_and_disjoint():
     train, val = split_indices(100, 10, seed=3)
+    assert not set(train.tolist()) & set(val.tolist())  # no validation image is trained on
     assert len(set(train.tolist()) | set(val.tolist())) == 100 and len(val) == 10
     assert torch.equal(split_indices(100, 10, seed=3)[1], val)
     assert subset_indices(50, None, 0).tolist() == list(range(50))
