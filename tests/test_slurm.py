@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import snakemake_cmd, tiny_config
+from .conftest import PIPELINE_ENV, snakemake_cmd, tiny_config
 
 pytestmark = [
     pytest.mark.slow,
@@ -197,7 +197,7 @@ def _submit(
         capture_output=True,
         text=True,
         cwd=workdir,
-        env={**os.environ, "COWBOY_DEVICE": "cpu", **(env or {})},
+        env={**os.environ, **PIPELINE_ENV, **(env or {})},
         timeout=600,
     )
 
