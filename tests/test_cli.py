@@ -220,3 +220,47 @@ def test_defended_classifier_policies(tiny_gan, images):
     assert torch.allclose(flagged_logits[flagged], all_logits[flagged], atol=1e-4)
     with pytest.raises(ValueError, match="threshold"):
         DefendedClassifier(classifier, Cowboy(g, d), "reject")
+
+
+@pytest.fixture
+def card(tmp_path, tiny_gan, image_file):
+    """A card whose threshold flags exactly the inputs scored below the median."""
+    g, d = tiny_gan
+    _, x = image_file
+    defense = Cowboy(g, d, Settings(steps=3))
+    defense.threshold = float(defense.score(x).median())
+    path = tmp_path / "card.safetensors"
+    defense.save(path)
+    return path, defense
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".pt"])
+def test_clean_with_a_card_cleans_only_the_flagged_unless_told_to_clean_all(
+    tmp_path, card, image_file, suffix
+):
+    card_path, defense = card
+    npy, x = image_file
+    inputs = npy if suffix == ".npy" else tmp_path / "x.pt"
+    if suffix == ".pt":
+        torch.save(x, inputs)
+    flagged = defense.detect(x)
+    assert 0 < int(flagged.sum()) < len(x)
+    for policy, cleaned_rows in (("detect-then-clean", flagged), ("clean-all", torch.ones_like(flagged))):
+        out = tmp_path / f"{policy}.npy"
+        assert main(["clean", "--defense", str(card_path), "--images", str(inputs), "--out", str(out),
+                     "--policy", policy, "--quiet"]) == 0  # fmt: skip
+        result = torch.from_numpy(np.load(out))
+        expected = x.clone()
+        expected[cleaned_rows] = defense.clean(x[cleaned_rows])
+        assert torch.allclose(result, expected, atol=1e-6), policy
+        assert torch.equal(result[~cleaned_rows], x[~cleaned_rows])  # unflagged inputs pass unchanged
+
+
+def test_an_output_suffix_it_cannot_write_exits_2_naming_it(tmp_path, card, image_file, capsys):
+    card_path, _ = card
+    path, _ = image_file
+    code = main(
+        ["score", "--defense", str(card_path), "--images", str(path), "--out", str(tmp_path / "o.xlsx")]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and ".xlsx" in err

@@ -1,0 +1,133 @@
+"""Paths no test reached before: the deployment stream, the diagnostics, and the pipeline
+package's tables and report, each on a hand-made case whose answer is known."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from cowboy_core import Cowboy
+from cowboy_core.defended import mixed_stream
+from cowboy_core.diagnostics import chaos_report, gradient_report, largest_curvature
+from cowboy_core.models import Classifier, freeze
+from cowboy_core.settings import Settings
+from cowboy_pipeline.discriminator_study import choose_setting
+from cowboy_pipeline.report import markdown_report
+from cowboy_pipeline.tables import accuracy_long, table1, table2
+
+
+def test_mixed_stream_attacks_exactly_a_seeded_half_and_keeps_every_image_once():
+    clean = torch.arange(10.0).view(10, 1, 1, 1)
+    adversarial = -clean - 1
+    stream, attacked = mixed_stream(clean, adversarial, seed=4)
+    assert int(attacked.sum()) == 5
+    assert torch.equal(stream[attacked], adversarial[attacked]) and torch.equal(
+        stream[~attacked], clean[~attacked]
+    )
+    assert torch.equal(mixed_stream(clean, adversarial, seed=4)[1], attacked)
+    assert not torch.equal(mixed_stream(clean, adversarial, seed=5)[1], attacked)
+
+
+def test_largest_curvature_is_the_hessians_top_eigenvalue():
+    """L(z) = ||G(z) - x||^2 / 2 with a linear G(z) = A z has Hessian A^T A."""
+
+    class Linear(torch.nn.Module):
+        latent_dim = 3
+
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Parameter(torch.diag(torch.tensor([3.0, 1.0, 0.5])), requires_grad=False)
+
+        def forward(self, z):
+            return (z @ self.a.T).view(-1, 1, 1, 3)
+
+    class Flat(torch.nn.Module):
+        def forward(self, x):
+            return torch.zeros(x.shape[0], 1) + 0 * x.sum()
+
+    defense = Cowboy(Linear(), Flat(), Settings(method="defense_gan"))
+    z, x = torch.randn(4, 3), torch.zeros(4, 1, 1, 3)
+    assert torch.allclose(largest_curvature(defense, z, x, iterations=50), torch.full((4,), 9.0), rtol=1e-3)
+
+
+@pytest.fixture
+def classifier():
+    torch.manual_seed(0)
+    return freeze(Classifier(channels=1, image_size=28, width=4))
+
+
+def test_chaos_report_names_every_measure_and_stays_in_range(tiny_gan, images, classifier):
+    g, d = tiny_gan
+    report = chaos_report(classifier, Cowboy(g, d, Settings(steps=3)), images, trajectories=2)
+    for rate in ("alone_vs_batch", "rechunked", "perturbed"):
+        assert 0 <= report[f"prediction_flip_rate_{rate}"] <= 1
+    assert report["images"] == len(images)
+    assert report["lr_lambda_max_max"] >= report["lr_lambda_max_median"] >= 0
+    assert report["stability_limit"] == 2.0  # plain GD
+    assert report["unrolled_grad_norm_max"] >= report["unrolled_grad_norm_median"] > 0
+
+
+def test_gradient_report_compares_each_gradient_with_finite_differences(tiny_gan, images, classifier):
+    g, d = tiny_gan
+    report = gradient_report(classifier, Cowboy(g, d, Settings(steps=2)), images)
+    for gradient in ("bpda", "unrolled", "surrogate"):
+        assert report[f"{gradient}_grad_norm_max"] >= report[f"{gradient}_grad_norm_median"] > 0
+        assert all(report[f"{gradient}_fd_relative_error_h{h}_median"] >= 0 for h in ("0.1", "0.01", "0.001"))
+    # Two small steps barely move z: the exact gradient through them is far smaller than
+    # BPDA's identity, which passes the classifier's whole gradient back.
+    assert report["unrolled_grad_norm_median"] < report["bpda_grad_norm_median"]
+
+
+def _cleaned_rows(correct: dict[str, list[bool]], attack="fgsm") -> pd.DataFrame:
+    rows = []
+    for method, flags in correct.items():
+        for i, right in enumerate(flags):
+            rows.append(
+                {"dataset": "fashion_mnist", "split": "test", "attack": attack, "method": method,
+                 "sigma": 1.0, "steps": 25, "image": i, "label": 1, "pred_original": 1,
+                 "pred_adversarial": 0 if i else 1, "pred_cleaned": 1 if right else 0}
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_tables_1_and_2_hold_the_accuracies_of_each_quantity():
+    clean = _cleaned_rows({"cowboy": [True, True, False, True], "defense_gan": [True, False, False, True]})
+    accuracy = accuracy_long(clean, sigma=1.0, steps=25)
+    by = accuracy.set_index("quantity")["accuracy"]
+    assert by.to_dict() == {"original": 1.0, "adversarial": 0.25, "cowboy": 0.75, "defense_gan": 0.5}
+    assert (accuracy["ci_low"] <= accuracy["accuracy"]).all() and (accuracy["n"] == 4).all()
+    assert table1(accuracy, ["fashion_mnist"]).iloc[0].tolist() == ["fgsm", 1.0, 0.25, 0.75]
+    assert table2(accuracy, ["fashion_mnist"]).iloc[0].tolist() == ["fgsm", 0.5, 0.75]
+    assert accuracy_long(clean, sigma=0.5, steps=25).empty  # another sigma's rows are not these
+
+
+def test_markdown_report_puts_each_measured_number_beside_the_papers():
+    clean = _cleaned_rows({"cowboy": [True, True, False, True], "defense_gan": [True, False, False, True]})
+    accuracy = accuracy_long(clean, sigma=1.0, steps=25)
+    detection = pd.DataFrame(
+        [{"dataset": "fashion_mnist", "attack": "fgsm", "threshold": 0.4, "roc_auc": 0.9, "tpr_at_5fpr": 0.5,
+          "detection_rate": 0.6, "false_alarm_rate": 0.05}]
+    )  # fmt: skip
+    sweep = pd.DataFrame(
+        [{"dataset": "fashion_mnist", "attack": "fgsm", "method": "cowboy", "sigma": 1.0, "steps": 25,
+          "accuracy": 0.7, "ci_low": 0.6, "ci_high": 0.8}]
+    )  # fmt: skip
+    text = markdown_report("fashion_mnist", accuracy, detection, sweep, None, {"fgsm": 0.15}, None)
+    row = next(line for line in text.splitlines() if line.startswith("| fgsm | 0.15 |"))
+    assert "0.750 [" in row and "(0.44)" in row and "0.500 [" in row  # cowboy, the paper's, Defense-GAN
+    assert "| fgsm | 0.400 | 0.900 | 0.500 | 0.600 | 0.050 |" in text
+    assert "Test images per cell: 4." in text and "## The deployed" not in text
+
+
+def test_the_study_says_loudly_when_no_setting_is_stable():
+    rows = []
+    for method, weight in (("cowboy", 1.0), ("defense_gan", 0.0)):
+        for i in range(10):
+            rows.append(
+                {"gan": "seed0_step20", "image": i, "method": method, "d_weight": weight, "optimizer": "gd",
+                 "lr": 0.05, "restarts": 1, "steps": 25, "correct": i % 2 == 0, "flipped_alone": True,
+                 "d_cleaned": 0.5}
+            )  # fmt: skip
+    choice = choose_setting(pd.DataFrame(rows), max_flip_rate=0.01)
+    assert all(not chosen["stable_setting_found"] for chosen in choice["chosen"].values())
+    assert np.isclose(choice["chosen"]["cowboy"]["validation_accuracy"], 0.5)
