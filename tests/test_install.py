@@ -71,12 +71,16 @@ def _without_pipeline(code: str, tmp_path: Path) -> subprocess.CompletedProcess[
 
 
 @pytest.mark.slow
-def test_every_library_module_and_the_cli_run_without_the_pipeline(tmp_path):
+def _gan_and_images(folder: Path) -> None:
     torch.manual_seed(0)
     g = DCGANGenerator(channels=1, image_size=28, latent_dim=8, width=8)
     d = DCGANDiscriminator(channels=1, image_size=28, width=8)
-    save_models(tmp_path / "gan.safetensors", {"generator": g.eval(), "discriminator": d.eval()})
-    np.save(tmp_path / "x.npy", np.random.default_rng(0).integers(0, 256, (3, 1, 28, 28), dtype=np.uint8))
+    save_models(folder / "gan.safetensors", {"generator": g.eval(), "discriminator": d.eval()})
+    np.save(folder / "x.npy", np.random.default_rng(0).integers(0, 256, (3, 1, 28, 28), dtype=np.uint8))
+
+
+def test_every_library_module_and_the_cli_run_without_the_pipeline(tmp_path):
+    _gan_and_images(tmp_path)
     proc = _without_pipeline(
         """
         import importlib, pkgutil, cowboy_core
@@ -96,13 +100,31 @@ def test_every_library_module_and_the_cli_run_without_the_pipeline(tmp_path):
 
 
 @pytest.mark.slow
-def test_pip_install_of_the_library_brings_no_pipeline_dependency(tmp_path):
-    """pip's own resolution in a fresh virtualenv, without installing torch's gigabytes again."""
+def test_the_library_installs_alone_into_a_fresh_virtualenv_and_cleans(tmp_path):
+    """pip's own resolution of ``pip install .`` in a fresh virtualenv holds no pipeline
+    dependency. Then the library itself is installed there (its console script included) and
+    run with the pipeline's packages blocked; torch and the other runtime dependencies are
+    borrowed from this environment rather than installed again (6 GB of CUDA wheels)."""
     env = tmp_path / "fresh"
     venv.create(env, with_pip=True)
-    report = tmp_path / "report.json"
-    cmd = [str(env / "bin" / "python"), "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q"]
-    subprocess.run([*cmd, "--report", str(report), str(REPO)], check=True, capture_output=True)
+    python, report = env / "bin" / "python", tmp_path / "report.json"
+    pip = [str(python), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "--dry-run", "--ignore-installed", "--report", str(report), str(REPO)], check=True)
     names = {item["metadata"]["name"].lower() for item in json.loads(report.read_text())["install"]}
     assert {"cowboy", "torch", "torchvision", "safetensors", "pandas"} <= names
     assert not names & PIPELINE_DISTRIBUTIONS
+    subprocess.run([*pip, "--no-deps", str(REPO)], check=True, capture_output=True)
+    site = next((env / "lib").glob("python3*/site-packages"))
+    outer = next(p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())
+    (site / "_block_pipeline.py").write_text(BLOCKER)
+    (site / "zz_borrowed.pth").write_text(f"import _block_pipeline\n{outer}\n")
+    where = subprocess.run([str(python), "-c", "import cowboy_core; print(cowboy_core.__file__)"],
+                           capture_output=True, text=True, check=True, cwd=tmp_path)  # fmt: skip
+    assert where.stdout.startswith(str(env))  # the installed copy, not this checkout
+    cowboy = str(env / "bin" / "cowboy")
+    assert "clean" in subprocess.run([cowboy, "--help"], capture_output=True, text=True, check=True).stdout
+    _gan_and_images(tmp_path)
+    args = ["clean", "--gan", "gan.safetensors", "--images", "x.npy", "--out", "clean.npy", "--steps", "2"]
+    done = subprocess.run([cowboy, *args, "--quiet"], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert np.load(tmp_path / "clean.npy").shape == (3, 1, 28, 28)

@@ -11,16 +11,16 @@ import torch
 
 from cowboy_core.io import load_tensors
 
-from .conftest import job_counts, run_snakemake, snakemake_cmd, tiny_config
+from .conftest import PIPELINE_ENV, copy_tree, job_counts, run_snakemake, snakemake_cmd, tiny_config
 
 pytestmark = pytest.mark.slow
 
-GAN_STEPS = 120
+GAN_STEPS = 60
 FINAL = f"results/models/fashion_mnist/gan/step{GAN_STEPS}.safetensors"
 
 
 def _config(workdir: Path) -> Path:
-    # The discriminator study is off: its longer GAN must outlast these 120 steps, and this
+    # The discriminator study is off: its longer GAN must outlast these 60 steps, and this
     # test is about the main GAN's chain.
     return tiny_config(
         workdir,
@@ -38,7 +38,7 @@ def _start(workdir: Path, target: str) -> subprocess.Popen[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
-        env={**os.environ, "COWBOY_DEVICE": "cpu"},
+        env={**os.environ, **PIPELINE_ENV},
     )
 
 
@@ -79,20 +79,16 @@ def test_killed_gan_segment_resumes_from_last_checkpoint(tmp_path: Path):
         assert torch.equal(a[key], b[key]), key
 
 
-def test_killed_cleaning_leaves_no_partial_output(tmp_path: Path):
-    config = tiny_config(tmp_path, cleaning__steps=400, cleaning__record_steps=[3])
-    target = "results/clean/fashion_mnist/test/fgsm/cowboy_sigma1_run400_ckpt20.parquet"
-    run_snakemake(
-        tmp_path,
-        "results/attacks/fashion_mnist/test/fgsm.safetensors",
-        "results/models/fashion_mnist/gan/step20.safetensors",
-        "--cores",
-        "2",
-        "--configfile",
-        str(config),
-    )
+def test_killed_cleaning_leaves_no_partial_output(tiny_run: Path, tmp_path: Path):
+    # The tiny run's attack and GAN, reused: a longer cleaning changes only cleaning jobs.
+    copy_tree(tiny_run, tmp_path / "run")
+    tmp_path = tmp_path / "run"
+    config = tiny_config(tmp_path, cleaning__steps=1000, cleaning__record_steps=[3])
+    target = "results/clean/fashion_mnist/test/fgsm/cowboy_sigma1_run1000_ckpt20.parquet"
+    dry = run_snakemake(tmp_path, target, "-n", "--cores", "2", "--configfile", str(config))
+    assert job_counts(dry.stdout) == {"clean": 1}  # nothing upstream reruns
     proc = _start(tmp_path, target)
-    _kill_when(proc, tmp_path / "results/logs/clean/fashion_mnist/test/fgsm/cowboy_sigma1_run400_ckpt20.log")
+    _kill_when(proc, tmp_path / "results/logs/clean/fashion_mnist/test/fgsm/cowboy_sigma1_run1000_ckpt20.log")
     run_snakemake(tmp_path, "--unlock", "--configfile", str(config))
     out_dir = (tmp_path / target).parent
     assert not (tmp_path / target).exists()
