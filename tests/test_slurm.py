@@ -188,12 +188,12 @@ TARGETS = [
 
 
 def _submit(
-    workdir: Path, *extra: str, env: dict[str, str] | None = None
+    workdir: Path, *extra: str, env: dict[str, str] | None = None, targets: list[str] = TARGETS
 ) -> subprocess.CompletedProcess[str]:
     config = workdir / "config.yaml"
     cmd = snakemake_cmd(
         workdir,
-        *TARGETS,
+        *targets,
         "--profile",
         str(_profile(workdir)),
         "--configfile",
@@ -228,7 +228,8 @@ def test_tiny_workflow_runs_through_sbatch(slurm: Path, tmp_path: Path):
 
 def test_failing_rule_fails_the_run_and_leaves_no_output(slurm: Path, tmp_path: Path):
     _small_config(tmp_path)
-    proc = _submit(tmp_path, env={"COWBOY_DEVICE": "cuda:7"})  # no GPU here: every job fails
+    first = ["results/data/fashion_mnist/train.safetensors"]
+    proc = _submit(tmp_path, env={"COWBOY_DEVICE": "cuda:7"}, targets=first)  # no GPU here: it fails
     assert proc.returncode != 0
     assert "Error in rule" in proc.stderr + proc.stdout
     assert (
