@@ -39,9 +39,7 @@ def check_card(card: Any) -> dict[str, Any]:
             f"threshold = {threshold!r} is out of range; a D-score threshold is finite, in (0, 1)"
         )
     if not (power == math.inf or (finite_number(power) and power >= 1)):
-        raise CardError(
-            f"threshold_power = {power!r} is out of range; the L^p average needs p >= 1 (or inf)"
-        )
+        raise CardError(f"threshold_power = {power!r} is out of range; the L^p average needs p >= 1 (or inf)")
     if not (isinstance(shape, list) and shape and all(plain_integer(s) and s > 0 for s in shape)):
         raise CardError(f"input_shape = {shape!r} must be a list of positive integers")
     if not isinstance(card["provenance"], dict):

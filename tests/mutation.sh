@@ -7,6 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf mutants
+# One torch thread per process: a child forked from a parent whose OpenMP pool is running
+# hangs (every mutant then "times out"), and the children already run side by side.
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 mutmut run --max-children "${MUTMUT_CHILDREN:-2}" || true  # survivors make the exit code non-zero
 mutmut results --all true > mutants/results.txt
 python tests/mutation_summary.py mutants/results.txt docs/quality/mutation.md docs/quality/survivors.txt
