@@ -21,8 +21,8 @@ def main(results: str, table: str, survivors: str) -> None:
         if status in ("survived", "no tests"):
             surviving.append(name)
     rows = [
-        "| module | mutants | killed | survived | timed out | no tests | killed (%) |",
-        "|---|---|---|---|---|---|---|",
+        "| module | mutants run | killed | survived | timed out | no tests | not run | killed (%) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     total: Counter[str] = Counter()
     for module in sorted(counts):
@@ -44,10 +44,19 @@ def main(results: str, table: str, survivors: str) -> None:
 
 
 def _row(module: str, c: Counter[str]) -> str:
-    n = sum(c.values())
+    n = sum(c.values()) - c["not checked"]  # of the mutants this run ran
     killed = c["killed"] + c["timeout"]
     share = 100 * killed / n if n else 0.0
-    cells = [module, n, c["killed"], c["survived"], c["timeout"], c["no tests"], f"{share:.1f}"]
+    cells = [
+        module,
+        n,
+        c["killed"],
+        c["survived"],
+        c["timeout"],
+        c["no tests"],
+        c["not checked"],
+        f"{share:.1f}",
+    ]
     return "| " + " | ".join(map(str, cells)) + " |"
 
 

@@ -213,3 +213,31 @@ def test_cleaning_benchmark_runs_its_curves_on_the_pipelines_models(tiny_run: Pa
     report = json.loads(out.read_text())
     assert set(report["convergence"]) == {"gd", "momentum", "adam"}
     assert 0 <= report["early_stop"]["accuracy"] <= 1 and "within_half_point" in report["bf16_check"]
+
+
+def test_robustness_suite_tables_cover_every_defence_policy_and_the_convergence_check(tiny_run: Path):
+    results = tiny_run / "results"
+    table = pd.read_csv(results / "robustness.csv")
+    worst = table[(table["attack"] == "worst_case") & (table["seed"] == "fixed")]
+    cells = set(zip(worst["defense"], worst["policy"], strict=True))
+    policies = ("clean-all", "detect-then-clean", "reject")
+    assert cells == {("none", "undefended")} | {(m, p) for m in ("cowboy", "defense_gan") for p in policies}
+    assert (
+        worst["robust_accuracy"].between(0, 1).all() and (worst["ci_low"] <= worst["robust_accuracy"]).all()
+    )
+    # Attack after attack, the worst case only falls, and it ends at the worst-case row.
+    steps = table[(table["seed"] == "fixed") & table["worst_case_so_far"].notna()]
+    for _, cell in steps.groupby(["defense", "policy", "epsilon"], sort=False):
+        assert (cell["worst_case_so_far"].diff().dropna() <= 1e-12).all()
+        assert (
+            cell["worst_case_so_far"].iloc[-1]
+            == cell[cell["attack"] == "worst_case"]["robust_accuracy"].iloc[0]
+        )
+    convergence = pd.read_csv(results / "robustness_convergence.csv")
+    assert set(zip(convergence["defense"], convergence["policy"], strict=True)) == cells
+    assert ((convergence["moved"].abs() <= convergence["allowed"]) == convergence["converged"]).all()
+    chaos = pd.read_csv(results / "chaos.csv")
+    assert set(zip(chaos["method"], chaos["settings"], strict=True)) == {
+        (m, s) for m in ("cowboy", "defense_gan") for s in ("card", "paper")
+    }
+    assert chaos["prediction_flip_rate_perturbed"].between(0, 1).all()
