@@ -108,10 +108,8 @@ class Scoreboard:
     """Per image and policy, whether every worst-case attack so far was defended; and the rows
     of the suite's table: image, attack, policy, seed, worst_case, defended."""
 
-    def __init__(
-        self, classifier: nn.Module, defense: Cowboy | None, y: torch.Tensor, *, seed: int, log: Any
-    ) -> None:
-        self.classifier, self.defense, self.y, self.seed, self.log = classifier, defense, y, seed, log
+    def __init__(self, classifier: nn.Module, defense: Cowboy | None, y: torch.Tensor, *, seed: int) -> None:
+        self.classifier, self.defense, self.y, self.seed = classifier, defense, y, seed
         self.n = y.shape[0]
         policies = [UNDEFENDED] if defense is None else [p.value for p in Policy]
         self.robust = {p: np.ones(self.n, dtype=bool) for p in policies}
@@ -176,7 +174,7 @@ def run_suite(
     """Every attack step on ``classifier`` behind ``defense`` (None: the bare classifier), in
     order, each on the images still defended. Rows: image, attack, policy, seed, worst_case,
     defended (an image an attack did not run on has no row for it)."""
-    board = Scoreboard(classifier, defense, y, seed=seed, log=log)
+    board = Scoreboard(classifier, defense, y, seed=seed)
     attacks = Attacks(classifier, x, y, epsilon=epsilon, suite=suite, seed=seed)
     if defense is None:
         steps = attacks.undefended()
