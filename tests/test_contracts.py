@@ -2,6 +2,7 @@
 mutants that survived the first mutation run (docs/quality/mutation.md)."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +10,14 @@ import torch
 
 from cowboy_core import Cowboy, DefendedClassifier
 from cowboy_core.attacks import AttackName, AttackSpec, parse_attack
-from cowboy_core.data import DataNotFoundError, load_images, to_uint8, to_unit_range
+from cowboy_core.data import (
+    DataNotFoundError,
+    load_images,
+    split_indices,
+    subset_indices,
+    to_uint8,
+    to_unit_range,
+)
 from cowboy_core.defended import Policy, apply_policy
 from cowboy_core.detection import (
     calibrate_threshold,
@@ -151,3 +159,41 @@ def test_apply_policy_cleans_with_the_given_seed_and_reports_the_scores(card, im
     assert torch.equal(report.scores, defense.score(images)) and not report.rejected.any()
     default, _ = apply_policy(defense, images, "clean-all")
     assert torch.equal(default, defense.clean(images, seed=0))
+
+
+def test_mnist_and_cifar10_load_each_split_in_torchvisions_formats(tmp_path, monkeypatch):
+    import pickle
+
+    from torchvision.datasets import cifar
+
+    from .fixtures.torchvision_files import write_cifar10, write_mnist
+
+    write_mnist(tmp_path, train=12, test=5)
+    write_cifar10(tmp_path, per_batch=3)
+    monkeypatch.setattr(cifar, "check_integrity", lambda path, md5=None: Path(path).is_file())  # our files
+    train, train_labels = load_images("mnist", train=True, root=tmp_path)
+    test, test_labels = load_images("mnist", train=False, root=tmp_path)
+    assert train.shape == (12, 1, 28, 28) and test.shape == (5, 1, 28, 28) and train.dtype == torch.uint8
+    assert train_labels.dtype == torch.int64 and test_labels.shape == (5,)
+    rgb, rgb_labels = load_images("cifar10", train=False, root=tmp_path)
+    batch = pickle.loads((tmp_path / "cifar-10-batches-py" / "test_batch").read_bytes())
+    assert rgb.shape == (3, 3, 32, 32) and rgb_labels.tolist() == batch["labels"]
+    assert torch.equal(rgb[0], torch.from_numpy(batch["data"][0].reshape(3, 32, 32)))  # channels first
+    assert load_images("cifar10", train=True, root=tmp_path)[0].shape == (15, 3, 32, 32)  # five batches
+
+
+def test_subsets_are_seeded_sorted_and_in_range():
+    subset = subset_indices(100, 10, seed=2)
+    assert len(set(subset.tolist())) == 10 and subset.tolist() == sorted(subset.tolist())
+    assert int(subset.min()) >= 0 and int(subset.max()) < 100
+    assert torch.equal(subset_indices(100, 10, seed=2), subset) and not torch.equal(
+        subset_indices(100, 10, seed=3), subset
+    )
+    assert subset_indices(100, 1, seed=0).shape == (1,) and subset_indices(7, 7, seed=0).tolist() == list(
+        range(7)
+    )
+    for bad in (0, 101):
+        with pytest.raises(ValueError, match=r"subset size must be in \(0, 100\]"):
+            subset_indices(100, bad, seed=0)
+    with pytest.raises(ValueError, match=r"validation_size must be in \[0, 10\)"):
+        split_indices(10, 10, seed=0)
