@@ -13,7 +13,7 @@ reconstruction term, leaving only -log D. The baseline is therefore an explicit 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -26,7 +26,7 @@ from .descent import Descent, Objective, descend
 from .detection import Calibration, calibrate_threshold, checked_threshold, scores_from_logits
 from .execution import Execution, pad_rows
 from .io import PathLike
-from .restarts import best_rows, check_latents, expand_rows, initial_latents, most_steps
+from .restarts import best_rows, check_latents, chunk_slices, expand_rows, initial_latents, most_steps
 from .settings import DEFAULT_SETTINGS, Method, Settings, check_settings
 from .updates import rule_for
 
@@ -71,7 +71,7 @@ class Cowboy:
         threshold: float | None = None,
         execution: Execution | None = None,
     ) -> None:
-        self.settings = check_settings(asdict(settings or DEFAULT_SETTINGS))
+        self._settings = check_settings(asdict(settings or DEFAULT_SETTINGS))
         self.method = Method.parse(self.settings.method)
         self.threshold, self.threshold_power = threshold, 1.0
         self.card: dict[str, Any] = {}  # what a loaded defence card says, provenance included
@@ -90,6 +90,12 @@ class Cowboy:
         self.input_shape = pair_input_shape(self.generator, self.discriminator, self.latent_dim, self.device)
         self.objective = objective_for(self.settings, self.generator, self.discriminator)
         self._run_objective = self.execution.wrap(self.objective)
+
+    @property
+    def settings(self) -> Settings:
+        """The algorithm's settings, fixed at construction (the objective is built from them):
+        another setting is another ``Cowboy``, as :meth:`load` makes with ``overrides``."""
+        return self._settings
 
     # -- detection (section 3.3-3.4) ---------------------------------------------------
 
@@ -163,7 +169,7 @@ class Cowboy:
         )
         parts = []
         with torch.no_grad():
-            for inputs, rows in self.chunks(x.shape[0]):
+            for inputs, rows in chunk_slices(x.shape[0], self.execution.rows, r):
                 parts.append(self._best_of_chunk(x[inputs], z0[rows], record))
                 bar.update(inputs.stop - inputs.start)
         bar.close()
@@ -178,18 +184,9 @@ class Cowboy:
         kept = steps if last is None else min(last, steps)
         parts = [
             self._best_of_chunk(x[inputs], z0[rows], [steps], graph_from=steps - kept)
-            for inputs, rows in self.chunks(n)
+            for inputs, rows in chunk_slices(n, self.execution.rows, self.settings.restarts)
         ]
         return torch.cat([part.best[steps][0] for part in parts])
-
-    def chunks(self, n: int) -> Iterator[tuple[slice, slice]]:
-        """For ``n`` inputs, each chunk's inputs and their rows (input x restart): whole inputs,
-        as many as fit in one chunk of ``execution.rows`` rows."""
-        r = self.settings.restarts
-        per = self.execution.rows // r
-        for start in range(0, n, per):
-            stop = min(start + per, n)
-            yield slice(start, stop), slice(start * r, stop * r)
 
     def descend_chunk(
         self, x: torch.Tensor, z0: torch.Tensor, record: Iterable[int], *, graph_from: int | None = None

@@ -18,7 +18,7 @@ from torch import nn
 
 from .adaptive import Gradient, differentiable_clean
 from .cleaning import Cowboy
-from .restarts import initial_latents
+from .restarts import chunk_slices, initial_latents
 from .updates import rule_for
 
 
@@ -49,7 +49,7 @@ def step_sharpness(defense: Cowboy, x: torch.Tensor, *, seed: int = 0) -> torch.
     at = sorted({0, m // 4, m // 2, 3 * m // 4, m - 1})
     z0 = initial_latents(x.shape[0], defense.settings.restarts, defense.latent_dim, seed)
     out = []
-    for inputs, rows in defense.chunks(x.shape[0]):
+    for inputs, rows in chunk_slices(x.shape[0], defense.execution.rows, defense.settings.restarts):
         run, x_rows = defense.descend_chunk(x[inputs], z0[rows], at)
         k = rows.stop - rows.start
         sharp = [(run.step_sizes[s] * largest_curvature(defense, run.snapshots[s], x_rows))[:k] for s in at]

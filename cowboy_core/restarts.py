@@ -5,6 +5,8 @@ so that cleaning, the unrolled cleaning and the diagnostics agree on which row i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
 
@@ -27,6 +29,15 @@ def check_latents(latents: torch.Tensor, n: int, restarts: int, latent_dim: int)
 def expand_rows(x: torch.Tensor, restarts: int) -> torch.Tensor:
     """Each input repeated once per restart, input-major: row ``i * restarts + k``."""
     return x.repeat_interleave(restarts, dim=0)
+
+
+def chunk_slices(n: int, rows: int, restarts: int) -> Iterator[tuple[slice, slice]]:
+    """For ``n`` inputs, each chunk's inputs and their rows (input x restart): whole inputs, as
+    many as fit in one chunk of ``rows`` rows, so that an input's restarts share its chunk."""
+    per = rows // restarts
+    for start in range(0, n, per):
+        stop = min(start + per, n)
+        yield slice(start, stop), slice(start * restarts, stop * restarts)
 
 
 def best_rows(loss: torch.Tensor, inputs: int, restarts: int) -> torch.Tensor:
