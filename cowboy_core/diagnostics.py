@@ -47,9 +47,9 @@ def step_sharpness(defense: Cowboy, x: torch.Tensor, *, seed: int = 0) -> torch.
     if m == 0:
         return torch.zeros(x.shape[0] * r)
     at = sorted({0, m // 4, m // 2, 3 * m // 4, m - 1})
-    z0 = initial_latents(x.shape[0], defense.settings.restarts, defense.latent_dim, seed)
+    z0 = initial_latents(x.shape[0], r, defense.latent_dim, seed)
     out = []
-    for inputs, rows in chunk_slices(x.shape[0], defense.execution.rows, defense.settings.restarts):
+    for inputs, rows in chunk_slices(x.shape[0], defense.execution.rows, r):
         run, x_rows = defense.descend_chunk(x[inputs], z0[rows], at)
         k = rows.stop - rows.start
         sharp = [(run.step_sizes[s] * largest_curvature(defense, run.snapshots[s], x_rows))[:k] for s in at]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from cowboy_core import execution
 from cowboy_core.models import DCGANDiscriminator, DCGANGenerator, freeze
@@ -113,3 +116,27 @@ def job_counts(dry_run_stdout: str) -> dict[str, int]:
         if match and match.group(1) != "total":
             counts[match.group(1)] = int(match.group(2))
     return counts
+
+
+def tamper(path, edit):
+    """Rewrite the card's JSON header as a person with a text editor would."""
+    with safe_open(str(path), framework="pt") as handle:
+        meta = dict(handle.metadata())
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+    header = json.loads(meta["defense"])
+    edit(header)
+    meta["defense"] = json.dumps(header)  # json writes NaN as NaN, as Python's own reader accepts
+    out = path.with_name("tampered.safetensors")
+    save_file(tensors, str(out), metadata=meta)
+    return out
+
+
+def saved_card(folder: Path, generator, discriminator, x: torch.Tensor, steps: int):  # type: ignore[no-untyped-def]
+    """A card whose threshold is the median D-score of ``x``: it flags some inputs, not all."""
+    from cowboy_core import Cowboy
+    from cowboy_core.settings import Settings
+
+    defense = Cowboy(generator, discriminator, Settings(steps=steps))
+    defense.threshold = float(defense.score(x).median())
+    defense.save(folder / "card.safetensors")
+    return folder / "card.safetensors", defense

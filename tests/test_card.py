@@ -2,19 +2,18 @@
 Cowboy.load, DefendedClassifier.load and the command line, with exit code 2 and one line
 naming the field, never a traceback or a defence silently switched off."""
 
-import json
 import math
 
 import pytest
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from cowboy_core import Cowboy, DefendedClassifier
 from cowboy_core.card import CardError
 from cowboy_core.cli import main
 from cowboy_core.models import Classifier, freeze
 from cowboy_core.settings import Settings
+
+from .conftest import tamper
 
 
 @pytest.fixture
@@ -25,19 +24,6 @@ def card(tmp_path, tiny_gan, images):
     path = tmp_path / "card.safetensors"
     defense.save(path, provenance={"settings": {"source": "test"}})
     return path
-
-
-def tamper(path, edit):
-    """Rewrite the card's JSON header as a person with a text editor would."""
-    with safe_open(str(path), framework="pt") as handle:
-        meta = dict(handle.metadata())
-        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
-    header = json.loads(meta["defense"])
-    edit(header)
-    meta["defense"] = json.dumps(header)  # json writes NaN as NaN, as Python's own reader accepts
-    out = path.with_name("tampered.safetensors")
-    save_file(tensors, str(out), metadata=meta)
-    return out
 
 
 def _set(key, value, *, inside=None):

@@ -14,6 +14,8 @@ from cowboy_core.io import save_models
 from cowboy_core.models import Classifier, freeze
 from cowboy_core.settings import Settings
 
+from .conftest import saved_card
+
 
 @pytest.fixture
 def checkpoint(tmp_path, tiny_gan):
@@ -225,13 +227,7 @@ def test_defended_classifier_policies(tiny_gan, images):
 @pytest.fixture
 def card(tmp_path, tiny_gan, image_file):
     """A card whose threshold flags exactly the inputs scored below the median."""
-    g, d = tiny_gan
-    _, x = image_file
-    defense = Cowboy(g, d, Settings(steps=3))
-    defense.threshold = float(defense.score(x).median())
-    path = tmp_path / "card.safetensors"
-    defense.save(path)
-    return path, defense
+    return saved_card(tmp_path, *tiny_gan, image_file[1], steps=3)
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".pt"])

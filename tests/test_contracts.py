@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cowboy_core import Cowboy, DefendedClassifier
+from cowboy_core import DefendedClassifier
 from cowboy_core.attacks import AttackName, AttackSpec, parse_attack
 from cowboy_core.data import (
     DataNotFoundError,
@@ -29,8 +29,10 @@ from cowboy_core.detection import (
     tpr_at_fpr,
 )
 from cowboy_core.models import Classifier, freeze
-from cowboy_core.settings import Settings, SettingsError, check_settings
+from cowboy_core.settings import SettingsError, check_settings
 from cowboy_core.updates import Adam, Backtracking, Momentum, rule_for
+
+from .conftest import saved_card
 
 
 def test_settings_accept_only_known_methods_and_optimizers_as_strings():
@@ -123,11 +125,7 @@ def test_missing_data_names_the_command_that_installs_it(tmp_path):
 
 @pytest.fixture
 def card(tmp_path, tiny_gan, images):
-    g, d = tiny_gan
-    defense = Cowboy(g, d, Settings(steps=2), threshold=0.5)
-    defense.threshold = float(defense.score(images).median())
-    defense.save(tmp_path / "card.safetensors")
-    return tmp_path / "card.safetensors", defense
+    return saved_card(tmp_path, *tiny_gan, images, steps=2)
 
 
 def test_defended_classifier_loads_a_card_for_a_classifier_that_fits_it(card, images):

@@ -31,9 +31,8 @@ def shown_in(token: str, numbers: list[float]) -> bool:
     if "e" in token:
         return any(abs(n - value) <= abs(value) * 1e-9 for n in numbers)
     step = 10.0**-decimals
-    return any(abs(n - value) <= step / 2 + 1e-12 for n in numbers) or any(
-        abs(abs(n) - abs(value)) <= step / 2 + 1e-12 for n in numbers
-    )
+    # Sign-insensitive: prose says "fell by 0.075" where a file stores -0.075.
+    return any(abs(abs(n) - abs(value)) <= step / 2 + 1e-12 for n in numbers)
 
 
 def _fraction(percent: str) -> str:
