@@ -17,6 +17,7 @@ include: "rules/clean.smk"
 include: "rules/card.smk"
 include: "rules/report.smk"
 include: "rules/adaptive.smk"
+include: "rules/adversarial.smk"
 include: "rules/discriminator_study.smk"
 
 

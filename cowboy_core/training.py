@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
+
+from .attacks import PIXEL_SCALE
 
 
 class TrainingDivergedError(RuntimeError):
@@ -52,8 +55,12 @@ def train_classifier(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    adversary: Adversary | None = None,
 ) -> nn.Module:
-    """Train ``model`` with Adam and cross-entropy for ``steps`` minibatches; returns it in eval mode."""
+    """Train ``model`` with Adam and cross-entropy for ``steps`` minibatches; returns it in eval mode.
+
+    With ``adversary`` (e.g. :func:`pgd_adversary`), each minibatch is replaced by its attacked
+    version before the update: adversarial training (Madry et al., 2018)."""
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
     device = torch.device(device)
@@ -64,7 +71,11 @@ def train_classifier(
     with _progress(steps, 0, "classifier", progress) as bar:
         for step in range(1, steps + 1):
             idx = torch.randint(images.shape[0], (batch_size,), generator=rng).to(device)
-            loss = F.cross_entropy(model(images[idx]), labels[idx])
+            x, y = images[idx], labels[idx]
+            if adversary is not None:
+                x = adversary(model.eval(), x, y, rng)
+                model.train()
+            loss = F.cross_entropy(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -73,6 +84,35 @@ def train_classifier(
             if step % 100 == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}")
     return model.eval()
+
+
+Adversary = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def pgd_adversary(epsilon: float, steps: int, rel_stepsize: float = 2.5) -> Adversary:
+    """Madry et al.'s training attack: L-inf PGD on the cross-entropy from a uniform random
+    start, ``steps`` signed-gradient steps of ``rel_stepsize * epsilon / steps``.
+
+    ``epsilon`` is in [0, 1] pixel units, as everywhere in the library; images lie in [-1, 1]."""
+    if not (0 < epsilon <= 1 and steps >= 1 and rel_stepsize > 0):
+        raise ValueError(
+            f"PGD needs 0 < epsilon <= 1, steps >= 1 and rel_stepsize > 0; "
+            f"got {epsilon}, {steps} and {rel_stepsize}"
+        )
+    radius = epsilon * PIXEL_SCALE
+    step_size = rel_stepsize * radius / steps
+
+    def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+        noise = torch.rand(x.shape, generator=rng).to(x.device) * 2 - 1
+        x_adv = (x + radius * noise).clamp(-1, 1)
+        for _ in range(steps):
+            x_adv.requires_grad_(True)
+            (grad,) = torch.autograd.grad(F.cross_entropy(model(x_adv), y), x_adv)
+            x_adv = x_adv.detach() + step_size * grad.sign()
+            x_adv = (x + (x_adv - x).clamp(-radius, radius)).clamp(-1, 1)
+        return x_adv.detach()
+
+    return attack
 
 
 @torch.no_grad()

@@ -40,11 +40,11 @@ rule deployment_curve:
 
 
 # The attack suite on the deployed defence, one job per defence and epsilon ("none": the bare
-# classifier), then the per-image worst case, Carlini et al.'s checks and the chaos table.
+# classifier; "adversarial": the adversarially trained one, alone and under cowboy), then the per-image worst case, Carlini et al.'s checks and the chaos table.
 rule robustness:
     input:
         data="results/data/{dataset}/eval.safetensors",
-        classifier="results/models/{dataset}/classifier.safetensors",
+        classifier=paths.robustness_classifier,
         card="results/defense/{dataset}.safetensors",
         val_scores=paths.final_val_scores,
     output:

@@ -14,7 +14,7 @@ from cowboy_core.settings import Method
 from cowboy_core.updates import Optimizer
 from cowboy_pipeline import paths as path_functions
 from cowboy_pipeline import study_paths as study_functions
-from cowboy_pipeline.config import ConfigError, canonical, load_schema, validate_config
+from cowboy_pipeline.config import ConfigError, canonical, format_number, load_schema, validate_config
 
 try:
     validate_config(config, load_schema(Path(workflow.basedir) / "config" / "schema.yaml"))
@@ -36,7 +36,7 @@ wildcard_constraints:
     dataset="|".join(DATASETS) or "none",
     split="val|test",
     attack=f"{NO_ATTACK}|{attack_pattern()}",
-    defense="|".join(["none", *Method]),
+    defense="|".join(["none", *Method, *path_functions.ADVERSARIAL_DEFENSES]),
     method="|".join(Method),
     epsilon=r"[0-9.]+(e[+-]?[0-9]+)?",
     sigma=r"[0-9.e+-]+",

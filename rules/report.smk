@@ -65,9 +65,9 @@ rule figure_lowest_real:
 
 rule figure_cleaning:
     input:
-        grids=paths.cowboy_grid_files(),
+        grids=paths.cleaning_grid_files(),
     output:
-        report("results/figures/fig5_cleaning.png", category="Figures", caption="../report/fig5.rst"),
+        [report(path, category="Figures", caption="../report/fig5.rst") for path in paths.figure5_files()],
     log:
         "results/logs/report/fig5.log",
     script:

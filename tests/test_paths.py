@@ -62,10 +62,21 @@ def test_tables_clean_every_attack_with_both_methods_on_test(tiny):
     assert all(
         "/test/" in f and f"ckpt{tiny['datasets']['fashion_mnist']['gan']['steps']}" in f for f in files
     )
-    grids = paths.cowboy_grid_files(tiny)
-    assert len(grids) == len(attacks) and all(
-        "/cowboy_" in g and g.endswith(".grid.safetensors") for g in grids
-    )
+    grids = paths.cleaning_grid_files(tiny)
+    assert [g.replace(".grid.safetensors", ".parquet") for g in grids] == files
+
+
+def test_figure5_has_a_page_for_the_matched_budgets_and_one_per_attack_label(tiny):
+    assert paths.figure5_files(tiny) == ["results/figures/fig5_cleaning.png"]
+    attacks = tiny["datasets"]["fashion_mnist"]["attacks"]
+    labelled = {
+        **tiny,
+        "datasets": {"fashion_mnist": {"attacks": {**attacks, "pgd-std": {}, "fgsm-std": {}}}},
+    }
+    assert paths.figure5_files(labelled) == [
+        "results/figures/fig5_cleaning.png",
+        "results/figures/fig5_cleaning_std.png",
+    ]
 
 
 def test_the_sweep_runs_on_validation_only(tiny):
@@ -159,3 +170,27 @@ def test_study_test_split_pairs_each_fixed_setting_with_defense_gan(tiny):
     assert sum("defense_gan_dweight0_" in f for f in fixed) == len(fixed) // 2
     chosen = study_paths.files_for_test_split(tiny, "chosen")
     assert {f.split("/")[-1].split("_chosen")[0] for f in chosen} == {"cowboy", "defense_gan"}
+
+
+def test_adversarial_training_adds_two_defences_whose_classifier_is_chosen_per_epsilon(tiny):
+    assert paths.robustness_defenses(tiny, "fashion_mnist")[-2:] == ["adversarial", "adversarial_cowboy"]
+    files = paths.robustness_files(tiny)
+    assert "results/robustness/fashion_mnist/adversarial_cowboy_eps0.3.parquet" in files
+    for defense in ("adversarial", "adversarial_cowboy"):
+        w = SimpleNamespace(dataset="fashion_mnist", defense=defense, epsilon="0.3")
+        assert (
+            paths.robustness_classifier(tiny, w)
+            == "results/models/fashion_mnist/adversarial_eps0.3.safetensors"
+        )
+    w = SimpleNamespace(dataset="fashion_mnist", defense="cowboy", epsilon="0.3")
+    assert paths.robustness_classifier(tiny, w) == "results/models/fashion_mnist/classifier.safetensors"
+    assert paths.adversarial_models(tiny) == ["results/models/fashion_mnist/adversarial_eps0.3.safetensors"]
+    off = {**tiny, "adversarial_training": {**tiny["adversarial_training"], "datasets": []}}
+    assert "adversarial" not in paths.robustness_defenses(off, "fashion_mnist")
+
+
+def test_a_cleaning_method_per_robustness_defence():
+    from cowboy_pipeline.robustness import cleaning_method
+
+    defenses = ["none", "cowboy", "defense_gan", "adversarial", "adversarial_cowboy"]
+    assert [cleaning_method(d) for d in defenses] == [None, "cowboy", "defense_gan", None, "cowboy"]

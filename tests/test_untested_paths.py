@@ -131,3 +131,29 @@ def test_the_study_says_loudly_when_no_setting_is_stable():
     choice = choose_setting(pd.DataFrame(rows), max_flip_rate=0.01)
     assert all(not chosen["stable_setting_found"] for chosen in choice["chosen"].values())
     assert np.isclose(choice["chosen"]["cowboy"]["validation_accuracy"], 0.5)
+
+
+def test_figure5_puts_one_attack_per_row_and_one_state_per_column():
+    from cowboy_pipeline.plots import cleaning_grid, figure5_pages
+
+    def grid(method: str, attack: str, value: float) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+        meta = {"dataset": "fashion_mnist", "attack": attack, "method": method}
+        return meta, {
+            k: torch.full((4, 1, 28, 28), value + i)
+            for i, k in enumerate(("original", "adversarial", "cleaned"))
+        }
+
+    grids = [
+        grid(m, a, v)
+        for a in ("fgsm", "pgd", "fgsm-std")
+        for m, v in (("cowboy", 0.0), ("defense_gan", 10.0))
+    ]
+    pages = figure5_pages(grids)
+    assert sorted(pages) == ["", "std"]
+    rows, columns = pages[""]
+    assert columns == ["original", "adversarial", "cleaned by cowboy", "cleaned by Defense-GAN"]
+    assert [label for label, _ in rows] == ["fashion_mnist\nfgsm", "fashion_mnist\npgd"]
+    assert [float(cell[0, 0, 0, 0]) for cell in rows[0][1]] == [0.0, 1.0, 2.0, 12.0]  # DGAN cleaned its own
+    figure = cleaning_grid(rows, columns, "Figure 5")
+    assert figure.axes[0].get_title() == "original" and figure.axes[4].get_ylabel() == "fashion_mnist\npgd"
+    assert len(figure.axes) == 2 * 4

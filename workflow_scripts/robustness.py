@@ -6,6 +6,7 @@ import pandas as pd
 from cowboy_core import Cowboy, Execution
 from cowboy_core.io import write_dataframe
 from cowboy_core.suite import Suite, run_suite
+from cowboy_pipeline.robustness import cleaning_method
 from cowboy_pipeline.runtime import LOG, load_checked, load_split, start_job
 
 device = start_job(snakemake)
@@ -17,10 +18,9 @@ images, labels, index = images[:size].to(device), labels[:size].to(device), inde
 (classifier,) = load_checked(snakemake.input.classifier, meta, device, "classifier")
 classifier.eval()
 defense = None
-if wc.defense != "none":  # the deployed card, with or without the D term
-    defense = Cowboy.load(
-        snakemake.input.card, execution=Execution.from_env(device=device), method=wc.defense
-    )
+method = cleaning_method(wc.defense)
+if method is not None:  # the deployed card, with or without the D term
+    defense = Cowboy.load(snakemake.input.card, execution=Execution.from_env(device=device), method=method)
 scores = pd.read_parquet(snakemake.input.val_scores)
 median_real = float(scores.loc[scores["source"] == "real", "d_score"].median())
 epsilon = float(wc.epsilon)

@@ -164,6 +164,7 @@ def _unknown_datasets(config: dict[str, Any]) -> list[str]:
         "figures.gan_quality_datasets": config["figures"]["gan_quality_datasets"],
         "robustness.datasets": config["robustness"]["datasets"],
         "discriminator_study.datasets": config["discriminator_study"]["datasets"],
+        "adversarial_training.datasets": config["adversarial_training"]["datasets"],
         "reproduction.dataset": [config.get("reproduction", {}).get("dataset")],
     }
     return [
@@ -189,6 +190,11 @@ def _study_problems(config: dict[str, Any]) -> list[str]:
             problems.append(f"discriminator_study.long_gan_steps: must exceed datasets.{name}.gan.steps")
     if study["datasets"] and 0 not in study["d_weights"]:
         problems.append("discriminator_study.d_weights: must include 0 (Defense-GAN, the baseline)")
+    for name in sorted(set(config["adversarial_training"]["datasets"]) - set(robustness["datasets"])):
+        problems.append(
+            f"adversarial_training.datasets: {name!r} is not among robustness.datasets; "
+            "the adversarially trained classifier is only attacked by the robustness suite"
+        )
     return problems
 
 

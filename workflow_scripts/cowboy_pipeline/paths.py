@@ -134,13 +134,16 @@ def gan_quality_clean_files(config: Config) -> list[str]:
     ]
 
 
-def cowboy_grid_files(config: Config) -> list[str]:
-    """Figure 5: the image grids saved by the cowboy cleaning jobs of the tables."""
-    return [
-        path.replace(".parquet", ".grid.safetensors")
-        for path in table_clean_files(config)
-        if Path(path).name.startswith("cowboy_")
-    ]
+def cleaning_grid_files(config: Config) -> list[str]:
+    """Figure 5: the image grids saved by every cleaning job of the tables (both methods)."""
+    return [path.replace(".parquet", ".grid.safetensors") for path in table_clean_files(config)]
+
+
+def figure5_files(config: Config) -> list[str]:
+    """Figure 5, one page per attack label: the unlabelled (matched) attacks, then one page
+    per label ("fgsm-std" goes on fig5_cleaning_std.png)."""
+    labels = {parse_attack(a)[1] for ds in config["datasets"] for a in attacks_of(config, ds)}
+    return [f"results/figures/fig5_cleaning{'_' + label if label else ''}.png" for label in sorted(labels)]
 
 
 def score_files(config: Config, split: str = "test") -> list[str]:
@@ -204,14 +207,53 @@ def calibration_attack_file(config: Config, wildcards: Any) -> str:
 # -- the robustness suite ----------------------------------------------------------------------
 
 
+def robustness_defenses(config: Config, dataset: str) -> list[str]:
+    """What the suite attacks: the bare classifier, each cleaning method's card and, where
+    the config trains one, the adversarially trained classifier alone and under cowboy."""
+    adversarial = dataset in config["adversarial_training"]["datasets"]
+    return ["none", *config["cleaning"]["methods"], *(ADVERSARIAL_DEFENSES if adversarial else [])]
+
+
+ADVERSARIAL_DEFENSES = ["adversarial", "adversarial_cowboy"]
+
+
 def robustness_files(config: Config, doubled: bool = False) -> list[str]:
     robustness, suffix = config["robustness"], "_x2" if doubled else ""
     return [
         f"results/robustness/{ds}/{defense}_eps{format_number(eps)}{suffix}.parquet"
         for ds in robustness["datasets"]
-        for defense in ["none", *config["cleaning"]["methods"]]
+        for defense in robustness_defenses(config, ds)
         for eps in robustness["epsilons"]
     ]
+
+
+def robustness_classifier(config: Config, wildcards: Any) -> str:
+    """The standard classifier, or for the adversarial defences the one chosen at this epsilon."""
+    if wildcards.defense in ADVERSARIAL_DEFENSES:
+        return adversarial_model(wildcards.dataset, wildcards.epsilon)
+    return f"results/models/{wildcards.dataset}/classifier.safetensors"
+
+
+def adversarial_model(dataset: str, epsilon: str) -> str:
+    return f"results/models/{dataset}/adversarial_eps{epsilon}.safetensors"
+
+
+def adversarial_grid_files(config: Config, wildcards: Any) -> list[str]:
+    grid = config["adversarial_training"]["grid"]
+    return [f"results/adversarial/{wildcards.dataset}/{name}.safetensors" for name in grid]
+
+
+def adversarial_models(config: Config) -> list[str]:
+    """The chosen adversarially trained classifier per dataset and robustness epsilon."""
+    return [
+        adversarial_model(ds, format_number(eps))
+        for ds in config["adversarial_training"]["datasets"]
+        for eps in config["robustness"]["epsilons"]
+    ]
+
+
+def adversarial_setting(config: Config, wildcards: Any) -> dict[str, Any]:
+    return canonical(config["adversarial_training"]["grid"][wildcards.setting])
 
 
 def robustness_params(config: Config) -> dict[str, Any]:
@@ -255,7 +297,8 @@ def attacks_config(config: Config, wildcards: Any) -> dict[str, Any]:
 
 
 def figure_targets(config: Config) -> list[str]:
-    targets = [f"results/figures/{name}.png" for name in ("fig3_scores", "fig4_lowest_real", "fig5_cleaning")]
+    targets = [f"results/figures/{name}.png" for name in ("fig3_scores", "fig4_lowest_real")]
+    targets += figure5_files(config)
     if config["figures"]["gan_quality_datasets"]:
         targets += [
             "results/figures/fig6_gan_quality_cleaning.png",
@@ -280,9 +323,11 @@ def reproduction_epsilons(config: Config, wildcards: Any) -> dict[str, float]:
 
 
 def published_sources(config: Config) -> list[str]:
-    """The outputs the reproduction keeps a committed copy of: the card's choice, and the
-    robustness and discriminator studies when the config runs them."""
+    """The outputs the reproduction keeps a committed copy of: the card's choice, the
+    adversarial training's choice, and the robustness and discriminator studies when the
+    config runs them."""
     sources = [f"results/defense/{ds}.choice.csv" for ds in config["datasets"]]
+    sources += [f"results/adversarial/{ds}.choice.csv" for ds in config["adversarial_training"]["datasets"]]
     if config["robustness"]["datasets"]:
         sources += ROBUSTNESS_OUTPUTS + DEPLOYMENT_OUTPUTS
     return sources + (STUDY_OUTPUTS if config["discriminator_study"]["datasets"] else [])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -67,6 +68,58 @@ def grids_figure(panels: Sequence[tuple[str, torch.Tensor]], title: str, columns
         ax.axis("off")
     fig.suptitle(title)
     return fig
+
+
+def cleaning_grid(
+    rows: Sequence[tuple[str, Sequence[torch.Tensor]]], columns: Sequence[str], title: str, per_cell: int = 4
+) -> Figure:
+    """Figure 5 as a table of images: one row per attack, one column per state (original,
+    adversarial, cleaned by each method), ``per_cell`` images in a square block per cell."""
+    side = max(1, math.isqrt(per_cell))
+    fig, axes = plt.subplots(
+        len(rows),
+        len(columns),
+        figsize=(1.7 * len(columns) + 0.8, 1.7 * len(rows) + 0.7),
+        squeeze=False,
+        layout="constrained",
+    )
+    for r, (label, cells) in enumerate(rows):
+        for c, images in enumerate(cells):
+            grid = image_grid(images[: side * side], side)
+            ax = axes[r, c]
+            ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(columns[c], fontsize=10)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=10)
+    fig.suptitle(title)
+    return fig
+
+
+METHOD_TITLES = {"cowboy": "cleaned by cowboy", "defense_gan": "cleaned by Defense-GAN"}
+
+
+def figure5_pages(
+    grids: Sequence[tuple[dict[str, str], dict[str, torch.Tensor]]],
+) -> dict[str, tuple[list[tuple[str, list[torch.Tensor]]], list[str]]]:
+    """Figure 5's pages from the cleaning jobs' grids (metadata, tensors): per attack label
+    ("" for the matched budgets, "std", ...), the rows (dataset / attack) and the column
+    titles. The original and adversarial images come from the first method's grid; every
+    method cleaned the same images."""
+    methods = list(dict.fromkeys(meta["method"] for meta, _ in grids))
+    cells: dict[tuple[str, str], dict[str, dict[str, torch.Tensor]]] = {}
+    for meta, tensors in grids:
+        cells.setdefault((meta["dataset"], meta["attack"]), {})[meta["method"]] = tensors
+    columns = ["original", "adversarial", *(METHOD_TITLES.get(m, f"cleaned by {m}") for m in methods)]
+    pages: dict[str, tuple[list[tuple[str, list[torch.Tensor]]], list[str]]] = {}
+    for (dataset, attack), by_method in cells.items():
+        first = by_method[methods[0]]
+        row = [first["original"], first["adversarial"], *(by_method[m]["cleaned"] for m in methods)]
+        label = attack.partition("-")[2]
+        pages.setdefault(label, ([], columns))[0].append((f"{dataset}\n{attack}", row))
+    return pages
 
 
 def gan_quality_cleaning(curves: pd.DataFrame) -> Figure:

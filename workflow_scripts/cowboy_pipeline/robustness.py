@@ -14,6 +14,14 @@ from .statistics import wilson_interval
 from .tables import accuracy_row
 
 
+def cleaning_method(defense: str) -> str | None:
+    """The cleaning method a robustness job deploys: none for the bare classifiers ("none",
+    "adversarial"), cowboy for "adversarial_cowboy", else the defence's own name."""
+    if defense in ("none", "adversarial"):
+        return None
+    return defense.removeprefix("adversarial_")
+
+
 def worst_case(per_image: pd.DataFrame) -> pd.DataFrame:
     """Per defence, epsilon, policy, seed and image: defended only if every attack that counts
     toward the worst case left it defended (the minimum over attacks; an attack that did not

@@ -1,0 +1,46 @@
+# Beyond the paper (issue 22): what users would pick instead of a purifier, the same
+# classifier trained with PGD adversarial training (Madry et al.). Each setting of
+# adversarial_training.grid is trained; per robustness epsilon, the one with the best
+# validation objective (the card's: the mean of clean and PGD-attacked accuracy) is the
+# "adversarial" defence that rules/adaptive.smk attacks, alone and under cowboy's clean-all.
+rule train_adversarial:
+    input:
+        "results/data/{dataset}/train.safetensors",
+    output:
+        "results/adversarial/{dataset}/{setting}.safetensors",
+    params:
+        setting=paths.adversarial_setting,
+        classifier=paths.classifier_params,
+        seed=SEED,
+    log:
+        "results/logs/train_adversarial/{dataset}/{setting}.log",
+    benchmark:
+        "results/benchmarks/train_adversarial/{dataset}/{setting}.tsv"
+    script:
+        "../workflow_scripts/train_adversarial.py"
+
+
+rule adversarial_choice:
+    input:
+        data="results/data/{dataset}/eval.safetensors",
+        grid=paths.adversarial_grid_files,
+    output:
+        table=report(
+            "results/adversarial/{dataset}.choice.csv", category="Beyond the paper", caption="../report/adversarial.rst"
+        ),
+        models=expand(
+            "results/models/{{dataset}}/adversarial_eps{epsilon}.safetensors",
+            epsilon=[format_number(e) for e in config["robustness"]["epsilons"]],
+        ),
+    params:
+        epsilons=config["robustness"]["epsilons"],
+        images=config["adversarial_training"]["validation_images"],
+        steps=config["adversarial_training"]["validation_steps"],
+        grid=canonical(config["adversarial_training"]["grid"]),
+        seed=SEED,
+    log:
+        "results/logs/adversarial_choice/{dataset}.log",
+    benchmark:
+        "results/benchmarks/adversarial_choice/{dataset}.tsv"
+    script:
+        "../workflow_scripts/adversarial_choice.py"
