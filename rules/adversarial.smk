@@ -26,7 +26,7 @@ rule adversarial_choice:
         grid=paths.adversarial_grid_files,
     output:
         table=report(
-            "results/adversarial/{dataset}.choice.csv", category="Beyond the paper", caption="../report/adversarial.rst"
+            "results/adversarial/{dataset}.adversarial-training.csv", category="Beyond the paper", caption="../report/adversarial.rst"
         ),
         models=expand(
             "results/models/{{dataset}}/adversarial_eps{epsilon}.safetensors",

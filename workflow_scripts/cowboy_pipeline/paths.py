@@ -327,7 +327,10 @@ def published_sources(config: Config) -> list[str]:
     adversarial training's choice, and the robustness and discriminator studies when the
     config runs them."""
     sources = [f"results/defense/{ds}.choice.csv" for ds in config["datasets"]]
-    sources += [f"results/adversarial/{ds}.choice.csv" for ds in config["adversarial_training"]["datasets"]]
+    sources += [
+        f"results/adversarial/{ds}.adversarial-training.csv"
+        for ds in config["adversarial_training"]["datasets"]
+    ]
     if config["robustness"]["datasets"]:
         sources += ROBUSTNESS_OUTPUTS + DEPLOYMENT_OUTPUTS
     return sources + (STUDY_OUTPUTS if config["discriminator_study"]["datasets"] else [])
