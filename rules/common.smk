@@ -19,9 +19,9 @@ from cowboy_pipeline.config import ConfigError, canonical, format_number, load_s
 try:
     validate_config(config, load_schema(Path(workflow.basedir) / "config" / "schema.yaml"))
 except ConfigError as err:
-    # A readable message and exit code 1, not a traceback, before any job starts.
+    # A readable message and exit code 2 (a usage error), not a traceback, before any job starts.
     sys.stderr.write(f"cowboy: {err}\n")
-    sys.exit(1)
+    sys.exit(2)
 
 paths = path_functions.bind(path_functions, config)
 study = path_functions.bind(study_functions, config)

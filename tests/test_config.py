@@ -106,7 +106,7 @@ def test_snakemake_refuses_bad_config_without_traceback(tmp_path: Path):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(config))
     proc = run_snakemake(tmp_path, "-n", "--configfile", str(path), check=False)
-    assert proc.returncode != 0
+    assert proc.returncode == 2  # a usage error, as the CLI gives
     assert "cleaning.sigma" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert not (tmp_path / "results").exists()
