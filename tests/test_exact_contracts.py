@@ -234,6 +234,15 @@ def test_a_row_that_stayed_put_starts_again_from_lr():
     assert float(rule.step_size(z)[0]) == 0.25
 
 
+def test_backtracking_keeps_its_steps_in_zs_dtype():
+    rule = Backtracking(lr=0.1)  # 0.1 rounds differently in float32: a float32 step would show
+    z = torch.ones(1, 2, dtype=torch.float64)
+    rule.begin(z, _quadratic(1.0))
+    assert rule.step_size(z).dtype == torch.float64 and float(rule.step_size(z)[0]) == 0.1
+    rule.step(z, z, _quadratic(1.0)(z), 0)
+    assert float(rule.step_size(z)[0]) == 0.1  # grown to 0.2, capped at lr: 0.1 exactly
+
+
 def test_adam_defaults_to_beta_0_9_and_uses_the_beta_it_is_given():
     def two_steps(rule: Adam) -> torch.Tensor:
         z = torch.zeros(1, 1, dtype=torch.float64)
@@ -279,24 +288,31 @@ class _Recorder:
     """Stands in for a torchvision dataset class and records how it was called."""
 
     calls: ClassVar[list[dict[str, Any]]] = []
+    channels_last = False
 
     def __init__(self, root: str, **kwargs: Any) -> None:
         type(self).calls.append({"root": root, **kwargs})
         self.data: Any = torch.zeros(2, 28, 28, dtype=torch.uint8)  # MNIST's layout
+        self.targets: Any = torch.zeros(2, dtype=torch.int64)
         if "split" in kwargs:  # SVHN's: numpy, channels first
             self.data = np.zeros((2, 3, 32, 32), dtype=np.uint8)
-        self.targets = torch.zeros(2, dtype=torch.int64)
+        elif type(self).channels_last:  # CIFAR-10's: numpy, channels last, a list of labels
+            self.data, self.targets = np.zeros((2, 32, 32, 3), dtype=np.uint8), [0, 0]
         self.labels = np.zeros(2, dtype=np.int64)
 
 
-LOADERS = [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST"), ("svhn", "SVHN")]
+class _CifarRecorder(_Recorder):
+    channels_last = True
+
+
+LOADERS = [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST"), ("svhn", "SVHN"), ("cifar10", "CIFAR10")]
 
 
 @pytest.mark.parametrize("name, cls", LOADERS)
 def test_loaders_pass_split_root_and_download_to_torchvision(name, cls, monkeypatch, tmp_path):
     from torchvision import datasets
 
-    monkeypatch.setattr(datasets, cls, _Recorder)
+    monkeypatch.setattr(datasets, cls, _CifarRecorder if cls == "CIFAR10" else _Recorder)
     monkeypatch.chdir(tmp_path)
     _Recorder.calls = []
     for train in (True, False):
@@ -381,3 +397,58 @@ def test_a_classifier_that_returns_one_number_per_image_is_refused(tiny_gan, ima
     assert _message(ValueError, DefendedClassifier.load, Path(path), OneNumber()) == (
         "the classifier must return (N, classes) logits, got (2,)"
     )
+
+
+# -- cleaning ----------------------------------------------------------------------------
+
+
+def test_calibration_defaults_to_the_papers_mean(tiny_gan, images):
+    defense = Cowboy(*tiny_gan)
+    defense.calibrate(images)
+    assert defense.threshold_power == 1.0
+    assert defense.threshold == pytest.approx(float(defense.score(images).double().mean()), rel=1e-12)
+
+
+def test_clean_starts_from_the_latents_it_is_given(tiny_gan, images):
+    from cowboy_core.settings import Settings
+
+    defense = Cowboy(*tiny_gan, Settings(steps=2))
+    latents = torch.randn(images.shape[0], defense.latent_dim, generator=torch.Generator().manual_seed(5))
+    given = defense.clean(images, latents=latents)
+    assert torch.equal(given, defense.clean_detailed(images, latents=latents).images)
+    assert not torch.equal(given, defense.clean(images))
+
+
+def test_the_unrolled_gradient_through_the_last_steps_only_differs_from_the_full_one(tiny_gan, images):
+    from cowboy_core.settings import Settings
+
+    defense = Cowboy(*tiny_gan, Settings(steps=3))
+    x = images[:2].clone().requires_grad_(True)
+
+    def gradient(**last: int) -> torch.Tensor:
+        return torch.autograd.grad(defense.clean_unrolled(x, **last).sum(), x)[0]
+
+    full = gradient()
+    assert torch.equal(gradient(last=3), full) and torch.equal(gradient(last=10), full)
+    assert not torch.equal(gradient(last=1), full)
+
+
+def test_saving_without_a_threshold_says_to_calibrate(tiny_gan, tmp_path):
+    assert _message(ValueError, Cowboy(*tiny_gan).save, tmp_path / "card.safetensors") == (
+        "a defence card needs a threshold: call calibrate() first"
+    )
+
+
+def test_a_card_whose_shape_g_does_not_make_is_refused(tiny_gan, images, tmp_path):
+    from .conftest import tamper
+
+    path, _ = saved_card(tmp_path, *tiny_gan, images, steps=2)
+    wrong = tamper(path, lambda card: card.update(input_shape=[1, 32, 32]))
+    assert _message(CardError, Cowboy.load, wrong) == (
+        f"{wrong}: G makes (1, 28, 28), the card says [1, 32, 32]"
+    )
+
+
+def test_describe_writes_an_empty_list_inside_a_list_as_brackets():
+    card = _card(provenance={"runs": [[], "a"]})
+    assert describe(card).splitlines()[-3:] == ["  runs:", "    []", "    - a"]
