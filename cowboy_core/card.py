@@ -17,6 +17,7 @@ from .settings import Settings, SettingsError, check_settings, finite_number, pl
 CARD_KEYS = {"input_shape", "threshold", "threshold_power", "settings", "provenance"}
 # Keys of cards written before the names were spelled out (2026-12): rewrite those cards.
 RENAMED_KEYS = {"p": "threshold_power"}
+MODEL_NAMES = {"generator", "discriminator", "encoder"}
 
 
 class CardError(CheckpointError):
@@ -61,8 +62,9 @@ def save_card(
     threshold_power: float,
     settings: Settings,
     provenance: dict[str, Any],
+    encoder: nn.Module | None = None,
 ) -> None:
-    """Write a card after checking it as :func:`read_card` will."""
+    """Write a card after checking it as :func:`read_card` will (with E when it has one)."""
     card = {
         "input_shape": list(input_shape),
         "threshold": float(threshold),
@@ -71,19 +73,41 @@ def save_card(
         "provenance": provenance,
     }
     check_card(card)
-    save_models(path, {"generator": generator, "discriminator": discriminator}, {"defense": card})
+    models = {"generator": generator, "discriminator": discriminator}
+    _check_models(set(models) | ({"encoder"} if encoder is not None else set()), card)
+    save_models(path, models | ({"encoder": encoder} if encoder is not None else {}), {"defense": card})
 
 
-def read_card(path: PathLike, *, device: Any = "cpu") -> tuple[nn.Module, nn.Module, dict[str, Any]]:
-    """G, D and the checked header of the card at ``path``."""
+def read_card(path: PathLike, *, device: Any = "cpu") -> tuple[dict[str, nn.Module], dict[str, Any]]:
+    """The models (generator, discriminator and, for an encoder start, encoder) and the
+    checked header of the card at ``path``."""
     models, meta = load_models(path, device=device)
     if "defense" not in meta or not {"generator", "discriminator"} <= set(models):
         raise CardError(f"{path}: not a defence card; the pipeline writes results/defense/*.safetensors")
     try:
         card = check_card(meta["defense"])
+        _check_models(set(models), card)
     except CardError as err:
         raise CardError(f"{path}: {err}") from None
-    return models["generator"], models["discriminator"], card
+    return models, card
+
+
+def _check_models(names: set[str], card: dict[str, Any]) -> None:
+    """A card holds G and D, and E exactly when its cleaning starts from the encoder."""
+    if names - MODEL_NAMES:
+        unknown = sorted(names - MODEL_NAMES)[0]
+        raise CardError(
+            f"unknown model {unknown!r} in the card; a card holds {', '.join(sorted(MODEL_NAMES))}"
+        )
+    wants_encoder = card["settings"].get("start") == "encoder"
+    if wants_encoder and "encoder" not in names:
+        raise CardError(
+            "settings.start is 'encoder' but the card holds no encoder; write it with its encoder"
+        )
+    if "encoder" in names and not wants_encoder:
+        raise CardError(
+            "the card holds an encoder that its settings do not use; set settings.start to 'encoder'"
+        )
 
 
 def describe(card: dict[str, Any]) -> str:

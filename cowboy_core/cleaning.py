@@ -27,7 +27,7 @@ from .detection import Calibration, calibrate_threshold, checked_threshold, scor
 from .execution import Execution, pad_rows
 from .io import PathLike
 from .restarts import best_rows, check_latents, chunk_slices, expand_rows, initial_latents, most_steps
-from .settings import DEFAULT_SETTINGS, Method, Settings, check_settings
+from .settings import DEFAULT_SETTINGS, Method, Settings, Start, check_settings
 from .updates import rule_for
 
 
@@ -57,6 +57,8 @@ class Cowboy:
         settings: the algorithm's :class:`Settings` (default: the paper's protocol).
         threshold: D-score below which :meth:`detect` flags an input (see :meth:`calibrate`).
         execution: how G and D run (device, chunk size, exact speed rewrites).
+        encoder: E, mapping an input to a latent; restart 0 starts from E(x) when
+            ``settings.start`` is "encoder" (see :func:`~cowboy_core.training.train_encoder`).
 
     ``threshold_power`` is the p of the L^p average the threshold came from (1 unless
     :meth:`calibrate` or a card set it); a card records it.
@@ -70,6 +72,7 @@ class Cowboy:
         *,
         threshold: float | None = None,
         execution: Execution | None = None,
+        encoder: nn.Module | None = None,
     ) -> None:
         self._settings = check_settings(asdict(settings or DEFAULT_SETTINGS))
         self.method = Method.parse(self.settings.method)
@@ -87,6 +90,8 @@ class Cowboy:
         self.sources = (generator, discriminator)  # the unrewritten models, for save()
         self.generator = self.execution.prepare(generator)
         self.discriminator = self.execution.prepare(discriminator)
+        self.encoder_source = encoder
+        self.encoder = checked_encoder(encoder, self.settings, self.latent_dim, self.execution)
         self.input_shape = pair_input_shape(self.generator, self.discriminator, self.latent_dim, self.device)
         self.objective = objective_for(self.settings, self.generator, self.discriminator)
         self._run_objective = self.execution.wrap(self.objective)
@@ -156,7 +161,7 @@ class Cowboy:
         """
         x, (steps, r) = check_inputs(x, self.input_shape), (self.settings.steps, self.settings.restarts)
         record = sorted({int(s) for s in record_at if 0 <= int(s) <= steps} | {steps})
-        z0 = initial_latents(x.shape[0], r, self.latent_dim, seed) if latents is None else latents
+        z0 = self.start_latents(x, seed) if latents is None else latents
         z0 = check_latents(z0, x.shape[0], r, self.latent_dim)
         bar = tqdm(
             total=x.shape[0],
@@ -180,13 +185,26 @@ class Cowboy:
         default): the exact gradient an attack needs (double backward through G and D). Its
         value is the same bits as :meth:`clean`'s: the same chunks, z0 and steps."""
         n, steps = check_inputs(x.detach(), self.input_shape).shape[0], self.settings.steps
-        z0 = initial_latents(n, self.settings.restarts, self.latent_dim, seed)
         kept = steps if last is None else min(last, steps)
+        with torch.set_grad_enabled(kept == steps):  # E(x)'s graph, when the whole descent is
+            z0 = self.start_latents(x, seed)
         parts = [
             self._best_of_chunk(x[inputs], z0[rows], [steps], graph_from=steps - kept)
             for inputs, rows in chunk_slices(n, self.execution.rows, self.settings.restarts)
         ]
         return torch.cat([part.best[steps][0] for part in parts])
+
+    def start_latents(self, x: torch.Tensor, seed: int) -> torch.Tensor:
+        """z0, one row per input and restart: the seed's draws, and for an encoder start E(x)
+        in place of restart 0 (computed in padded chunks: the same bits in any batch)."""
+        r = self.settings.restarts
+        z0 = initial_latents(x.shape[0], r, self.latent_dim, seed).to(self.device)
+        if self.encoder is None:
+            return z0
+        guess = self.execution.map_rows(self.encoder, x).to(z0.dtype)
+        first = torch.zeros(x.shape[0] * r, 1, dtype=torch.bool, device=self.device)
+        first[::r] = True
+        return torch.where(first, guess.repeat_interleave(r, dim=0), z0)
 
     def descend_chunk(
         self, x: torch.Tensor, z0: torch.Tensor, record: Iterable[int], *, graph_from: int | None = None
@@ -241,15 +259,23 @@ class Cowboy:
             threshold_power=self.threshold_power,
             settings=self.settings,
             provenance=provenance or {},
+            encoder=self.encoder_source if self.encoder is not None else None,
         )
 
     @classmethod
     def load(cls, path: PathLike, *, execution: Execution | None = None, **overrides: Any) -> Cowboy:
         """The defence a card describes, every field checked (:mod:`cowboy_core.card`);
         ``overrides`` replace its settings (say ``steps=50``)."""
-        generator, discriminator, card = read_card(path, device=(execution or Execution()).device)
+        models, card = read_card(path, device=(execution or Execution()).device)
         settings = check_settings(card["settings"] | overrides, where="overrides")
-        defense = cls(generator, discriminator, settings, threshold=card["threshold"], execution=execution)
+        defense = cls(
+            models["generator"],
+            models["discriminator"],
+            settings,
+            threshold=card["threshold"],
+            execution=execution,
+            encoder=models.get("encoder"),
+        )
         defense.threshold_power, defense.card = card["threshold_power"], card
         if list(defense.input_shape) != list(card["input_shape"]):
             raise CardError(f"{path}: G makes {defense.input_shape}, the card says {card['input_shape']}")
@@ -306,6 +332,23 @@ def pair_input_shape(
     if logits.reshape(-1).shape[0] != 2:
         raise ValueError(f"D must return one logit per input; got shape {tuple(logits.shape)}")
     return tuple(sample.shape[1:])
+
+
+def checked_encoder(
+    encoder: nn.Module | None, settings: Settings, latent_dim: int, execution: Execution
+) -> nn.Module | None:
+    """The prepared encoder an encoder start needs (None for a prior start); a ValueError
+    when it is missing or maps to another latent size than G's."""
+    if settings.start != Start.ENCODER.value:
+        return None
+    if encoder is None:
+        raise ValueError("settings.start is 'encoder' but no encoder was given; pass encoder=E")
+    if int(getattr(encoder, "latent_dim", -1)) != latent_dim:
+        raise ValueError(
+            f"the encoder maps to {getattr(encoder, 'latent_dim', None)} latent dimensions; "
+            f"G takes {latent_dim}"
+        )
+    return execution.prepare(encoder)
 
 
 def check_inputs(x: Any, input_shape: tuple[int, ...]) -> torch.Tensor:

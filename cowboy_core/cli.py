@@ -214,7 +214,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> None:
     if args.command == "show":
-        _, _, card = read_card(args.card)
+        _, card = read_card(args.card)
         print(describe(card))
         return
     defense = build_defense(args)

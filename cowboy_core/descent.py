@@ -75,7 +75,8 @@ def descend(
     snapshots: dict[int, torch.Tensor] = {}
     step_sizes: dict[int, torch.Tensor] = {}
     last_check: torch.Tensor | None = None
-    z = z.detach()
+    # A z0 with a graph (an encoder's E(x)) stays attached when the whole descent is unrolled.
+    z = z if create_graph and graph_from == 0 else z.detach()
     rule.begin(z, lambda trial: objective(trial, x.detach())[0].detach())
     with torch.enable_grad():  # gradients in z are needed, even under torch.no_grad()
         for step in range(steps + 1):

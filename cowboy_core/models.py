@@ -166,10 +166,43 @@ class DCGANDiscriminator(nn.Module):
         return self.net(x).squeeze(-1)  # type: ignore[no-any-return]
 
 
+class DCGANEncoder(nn.Module):
+    """E: an input to a latent z, so that cleaning can start from z0 = E(x) instead of the
+    prior. D's strided convolutions, ending in ``latent_dim`` outputs instead of one logit.
+
+    Args:
+        channels: image channels (1 or 3).
+        image_size: 28 or 32.
+        latent_dim: the generator's latent size.
+        width: channels of the first convolution.
+    """
+
+    def __init__(self, *, channels: int, image_size: int, latent_dim: int, width: int = 64):
+        super().__init__()
+        _check_image(channels, image_size)
+        self.arch: Arch = {
+            "kind": "dcgan_encoder",
+            "channels": channels,
+            "image_size": image_size,
+            "latent_dim": latent_dim,
+            "width": width,
+        }
+        self.latent_dim = latent_dim
+        body = DCGANDiscriminator(channels=channels, image_size=image_size, width=width).net
+        last = body[-1]
+        assert isinstance(last, nn.Linear)
+        self.net = nn.Sequential(*body[:-1], nn.Linear(last.in_features, latent_dim))
+        self.apply(_xavier_init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # type: ignore[no-any-return]
+
+
 _BUILDERS: dict[str, type[nn.Module]] = {
     "classifier": Classifier,
     "dcgan_generator": DCGANGenerator,
     "dcgan_discriminator": DCGANDiscriminator,
+    "dcgan_encoder": DCGANEncoder,
 }
 
 

@@ -21,6 +21,14 @@ class Method(Choice, what="cleaning method"):
     DEFENSE_GAN = "defense_gan"
 
 
+class Start(Choice, what="cleaning start"):
+    """Where each input's descent starts: the prior's seeded draws (the paper), or the
+    encoder's guess E(x) for restart 0 (the card then carries E)."""
+
+    PRIOR = "prior"
+    ENCODER = "encoder"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """The algorithm's settings, as a defence card records them.
@@ -36,6 +44,8 @@ class Settings:
             50 steps; None runs every row for all steps.
         d_weight: the D term's weight in the equivalent form ``1/2 ||G(z)-x||^2 + d_weight (-log D(G(z)))``
             (eq. 4 times sigma^2, so d_weight = sigma^2); None uses eq. 4 with ``sigma``.
+        start: "prior" (z0 drawn from the seed) or "encoder" (restart 0 from E(x), the rest
+            from the seed's draws): with one restart, cleaning no longer depends on a seed.
     """
 
     sigma: float = 1.0
@@ -46,6 +56,7 @@ class Settings:
     optimizer: str = Optimizer.GD.value
     early_stop_tol: float | None = None
     d_weight: float | None = None
+    start: str = Start.PRIOR.value
 
 
 # Without a card, the paper's protocol as the committed Fashion-MNIST reproduction runs it
@@ -79,6 +90,7 @@ SETTING_RULES: dict[str, tuple[Any, str]] = {
     "optimizer": (_member(Optimizer), f"one of {', '.join(Optimizer)}"),
     "early_stop_tol": (lambda v: v is None or (finite_number(v) and 0 < v < 1), "null or a number in (0, 1)"),
     "d_weight": (lambda v: v is None or (finite_number(v) and v >= 0), "null or a finite number >= 0"),
+    "start": (_member(Start), f"one of {', '.join(Start)}"),
 }
 if set(SETTING_RULES) != {f.name for f in fields(Settings)}:
     raise ImportError("every cleaning setting needs a rule in SETTING_RULES")

@@ -115,6 +115,46 @@ def pgd_adversary(epsilon: float, steps: int, rel_stepsize: float = 2.5) -> Adve
     return attack
 
 
+def train_encoder(
+    encoder: nn.Module,
+    generator: nn.Module,
+    images: torch.Tensor,
+    *,
+    steps: int,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    cycle_weight: float = 1.0,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> nn.Module:
+    """Fit E after the GAN, G frozen: E(x) should reconstruct real images through G,
+    ``||G(E(x)) - x||^2``, and invert G on its own samples, ``cycle_weight ||E(G(z)) - z||^2``
+    (the latent cycle keeps E(x) where G was trained, so the descent starts in-distribution).
+    Returns E in eval mode."""
+    device = torch.device(device)
+    generator = generator.to(device).eval()
+    for parameter in generator.parameters():
+        parameter.requires_grad_(False)
+    encoder.to(device).train()
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=lr, betas=(0.5, 0.999))
+    rng = torch.Generator().manual_seed(seed)
+    latent_dim: int = generator.latent_dim  # type: ignore[assignment]
+    with _progress(steps, 0, "encoder", progress) as bar:
+        for step in range(1, steps + 1):
+            x = images[torch.randint(images.shape[0], (batch_size,), generator=rng)].to(device)
+            z = torch.randn(batch_size, latent_dim, generator=rng).to(device)
+            reconstruction = (generator(encoder(x)) - x).square().flatten(1).sum(1).mean()
+            cycle = (encoder(generator(z)) - z).square().sum(1).mean()
+            loss = reconstruction + cycle_weight * cycle
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            _check_finite("encoder", loss.item(), step)
+            bar.update(1)
+    return encoder.eval()
+
+
 @torch.no_grad()
 def predict(
     model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 512, device: torch.device | str = "cpu"

@@ -183,7 +183,7 @@ def test_settings_refusals_name_the_type_and_every_known_key():
     )
     assert _message(SettingsError, check_settings, {"lam": 1.0}) == (
         "settings: unknown key 'lam'; "
-        "known: sigma, steps, lr, restarts, method, optimizer, early_stop_tol, d_weight"
+        "known: sigma, steps, lr, restarts, method, optimizer, early_stop_tol, d_weight, start"
     )
 
 
