@@ -18,6 +18,7 @@ include: "rules/card.smk"
 include: "rules/report.smk"
 include: "rules/adaptive.smk"
 include: "rules/adversarial.smk"
+include: "rules/variants.smk"
 include: "rules/discriminator_study.smk"
 
 

@@ -22,7 +22,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -103,10 +102,10 @@ def median_rate(run: Callable[[], None], sample_steps: int, device: torch.device
 
 def time_cowboy(defense: Cowboy, x: torch.Tensor, steps: int, repeats: int = 3) -> float:
     """Sample-steps per second of ``defense`` on ``x`` (after a warm-up run)."""
-    settings = replace(defense.settings, steps=steps)
-    timed = Cowboy(*defense.sources, settings, execution=defense.execution)
+    timed = defense.with_settings(steps=steps)
     timed.clean(x[:1])  # warm-up (and compilation): the same padded chunk shape as every call
-    return median_rate(lambda: timed.clean(x), x.shape[0] * settings.restarts * steps, x.device, repeats)
+    rows = x.shape[0] * timed.settings.restarts * steps
+    return median_rate(lambda: timed.clean(x), rows, x.device, repeats)
 
 
 def steps_for(batch: int) -> int:

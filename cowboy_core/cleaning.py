@@ -102,6 +102,19 @@ class Cowboy:
         another setting is another ``Cowboy``, as :meth:`load` makes with ``overrides``."""
         return self._settings
 
+    def with_settings(self, **changes: Any) -> Cowboy:
+        """The same defence (G, D, E, threshold, execution) with some settings changed."""
+        settings = check_settings(asdict(self.settings) | changes, where="changes")
+        other = Cowboy(
+            *self.sources,
+            settings,
+            threshold=self.threshold,
+            execution=self.execution,
+            encoder=self.encoder_source,
+        )
+        other.threshold_power, other.card = self.threshold_power, self.card
+        return other
+
     # -- detection (section 3.3-3.4) ---------------------------------------------------
 
     @torch.no_grad()

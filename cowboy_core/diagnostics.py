@@ -10,7 +10,7 @@ such checks apart from its attacks, in ``checks.py``; so do we.)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -173,5 +173,4 @@ def gradient_report(
 def surrogate_of(defense: Cowboy, lr_scale: float) -> Cowboy:
     """The same defence at a smaller step size: a smoother map whose unrolled gradient an
     attack can use while the forward pass stays the deployed one."""
-    settings = replace(defense.settings, lr=defense.settings.lr * lr_scale)
-    return Cowboy(*defense.sources, settings, threshold=defense.threshold, execution=defense.execution)
+    return defense.with_settings(lr=defense.settings.lr * lr_scale)

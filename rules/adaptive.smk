@@ -45,7 +45,7 @@ rule robustness:
     input:
         data="results/data/{dataset}/eval.safetensors",
         classifier=paths.robustness_classifier,
-        card="results/defense/{dataset}.safetensors",
+        card=paths.robustness_card,
         val_scores=paths.final_val_scores,
     output:
         "results/robustness/{dataset}/{defense}_eps{epsilon}.parquet",

@@ -21,7 +21,7 @@ rule card_grid:
     benchmark:
         "results/benchmarks/card_grid/{dataset}/{setting}.tsv"
     script:
-        "../workflow_scripts/card_grid.py"
+        "../workflow_scripts/grid_setting.py"
 
 
 rule card_choice:

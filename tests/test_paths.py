@@ -173,7 +173,7 @@ def test_study_test_split_pairs_each_fixed_setting_with_defense_gan(tiny):
 
 
 def test_adversarial_training_adds_two_defences_whose_classifier_is_chosen_per_epsilon(tiny):
-    assert paths.robustness_defenses(tiny, "fashion_mnist")[-2:] == ["adversarial", "adversarial_cowboy"]
+    assert paths.robustness_defenses(tiny, "fashion_mnist")[-4:-2] == ["adversarial", "adversarial_cowboy"]
     files = paths.robustness_files(tiny)
     assert "results/robustness/fashion_mnist/adversarial_cowboy_eps0.3.parquet" in files
     for defense in ("adversarial", "adversarial_cowboy"):
@@ -192,5 +192,21 @@ def test_adversarial_training_adds_two_defences_whose_classifier_is_chosen_per_e
 def test_a_cleaning_method_per_robustness_defence():
     from cowboy_pipeline.robustness import cleaning_method
 
-    defenses = ["none", "cowboy", "defense_gan", "adversarial", "adversarial_cowboy"]
-    assert [cleaning_method(d) for d in defenses] == [None, "cowboy", "defense_gan", None, "cowboy"]
+    defenses = ["none", "cowboy", "defense_gan", "adversarial", "adversarial_cowboy", "variant_rec"]
+    assert [cleaning_method(d) for d in defenses] == [None, "cowboy", "defense_gan", None, "cowboy", "cowboy"]
+
+
+def test_each_variant_is_a_card_of_its_own_with_the_classifier_it_names(tiny):
+    assert paths.robustness_defenses(tiny, "fashion_mnist")[-2:] == ["variant_encoder", "variant_rec"]
+    w = SimpleNamespace(dataset="fashion_mnist", defense="variant_rec", epsilon="0.3")
+    assert paths.robustness_card(tiny, w) == "results/defense/fashion_mnist/variants/rec.safetensors"
+    assert paths.robustness_classifier(tiny, w) == "results/models/fashion_mnist/classifier_rec.safetensors"
+    main = SimpleNamespace(dataset="fashion_mnist", defense="cowboy", epsilon="0.3")
+    assert paths.robustness_card(tiny, main) == "results/defense/fashion_mnist.safetensors"
+    encoder = SimpleNamespace(dataset="fashion_mnist", variant="encoder", setting="enc-gd")
+    assert paths.variant_encoder(tiny, encoder) == ["results/models/fashion_mnist/encoder.safetensors"]
+    assert paths.variant_encoder(tiny, SimpleNamespace(dataset="fashion_mnist", variant="rec")) == []
+    setting = paths.variant_setting(tiny, encoder)
+    assert setting["start"] == "encoder" and setting["method"] == "cowboy"
+    assert setting["steps"] == tiny["cleaning"]["steps"]  # unnamed fields are the cleaning's
+    assert list(paths.variant_settings(tiny, encoder)) == ["enc-gd"]

@@ -165,6 +165,7 @@ def _unknown_datasets(config: dict[str, Any]) -> list[str]:
         "robustness.datasets": config["robustness"]["datasets"],
         "discriminator_study.datasets": config["discriminator_study"]["datasets"],
         "adversarial_training.datasets": config["adversarial_training"]["datasets"],
+        "variants.datasets": config["variants"]["datasets"],
         "reproduction.dataset": [config.get("reproduction", {}).get("dataset")],
     }
     return [
@@ -190,11 +191,12 @@ def _study_problems(config: dict[str, Any]) -> list[str]:
             problems.append(f"discriminator_study.long_gan_steps: must exceed datasets.{name}.gan.steps")
     if study["datasets"] and 0 not in study["d_weights"]:
         problems.append("discriminator_study.d_weights: must include 0 (Defense-GAN, the baseline)")
-    for name in sorted(set(config["adversarial_training"]["datasets"]) - set(robustness["datasets"])):
-        problems.append(
-            f"adversarial_training.datasets: {name!r} is not among robustness.datasets; "
-            "the adversarially trained classifier is only attacked by the robustness suite"
-        )
+    for section in ("adversarial_training", "variants"):
+        for name in sorted(set(config[section]["datasets"]) - set(robustness["datasets"])):
+            problems.append(
+                f"{section}.datasets: {name!r} is not among robustness.datasets; "
+                "what it trains is only measured by the robustness suite"
+            )
     return problems
 
 

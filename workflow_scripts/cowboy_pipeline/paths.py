@@ -183,10 +183,14 @@ def card_fixed(config: Config) -> dict[str, Any]:
     return {"method": "cowboy", "early_stop_tol": config["cleaning"]["early_stop_tol"]}
 
 
-def card_grid_setting(config: Config, wildcards: Any) -> dict[str, Any]:
-    """One named setting of the card's validation grid; unnamed fields are the cleaning's."""
+def card_grid_setting(
+    config: Config, wildcards: Any, setting: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One named setting of the card's validation grid (or ``setting``, a variant's); unnamed
+    fields are the cleaning's."""
     defaults = {key: config["cleaning"][key] for key in ("sigma", "steps", "lr", "restarts", "optimizer")}
-    return canonical({**defaults, **config["card"]["grid"][wildcards.setting], **card_fixed(config)})
+    named = config["card"]["grid"][wildcards.setting] if setting is None else setting
+    return canonical({**defaults, **named, **card_fixed(config)})
 
 
 def card_measurement(config: Config) -> dict[str, Any]:
@@ -211,10 +215,17 @@ def robustness_defenses(config: Config, dataset: str) -> list[str]:
     """What the suite attacks: the bare classifier, each cleaning method's card and, where
     the config trains one, the adversarially trained classifier alone and under cowboy."""
     adversarial = dataset in config["adversarial_training"]["datasets"]
-    return ["none", *config["cleaning"]["methods"], *(ADVERSARIAL_DEFENSES if adversarial else [])]
+    variants = config["variants"]["cards"] if dataset in config["variants"]["datasets"] else {}
+    return [
+        "none",
+        *config["cleaning"]["methods"],
+        *(ADVERSARIAL_DEFENSES if adversarial else []),
+        *(f"{VARIANT_PREFIX}{name}" for name in variants),
+    ]
 
 
 ADVERSARIAL_DEFENSES = ["adversarial", "adversarial_cowboy"]
+VARIANT_PREFIX = "variant_"  # robustness defence "variant_encoder": the card of variants.cards.encoder
 
 
 def robustness_files(config: Config, doubled: bool = False) -> list[str]:
@@ -228,10 +239,74 @@ def robustness_files(config: Config, doubled: bool = False) -> list[str]:
 
 
 def robustness_classifier(config: Config, wildcards: Any) -> str:
-    """The standard classifier, or for the adversarial defences the one chosen at this epsilon."""
+    """The standard classifier; for the adversarial defences the one chosen at this epsilon;
+    for a variant, the classifier it names."""
     if wildcards.defense in ADVERSARIAL_DEFENSES:
         return adversarial_model(wildcards.dataset, wildcards.epsilon)
+    if wildcards.defense.startswith(VARIANT_PREFIX):
+        return variant_classifier(
+            config, SimpleNamespace(dataset=wildcards.dataset, variant=_variant(wildcards))
+        )
     return f"results/models/{wildcards.dataset}/classifier.safetensors"
+
+
+def robustness_card(config: Config, wildcards: Any) -> str:
+    """The deployed card: the chosen one, or a variant's."""
+    if wildcards.defense.startswith(VARIANT_PREFIX):
+        return variant_card(wildcards.dataset, _variant(wildcards))
+    return f"results/defense/{wildcards.dataset}.safetensors"
+
+
+def _variant(wildcards: Any) -> str:
+    return str(wildcards.defense).removeprefix(VARIANT_PREFIX)
+
+
+# -- clean-all variants (issue 22) -------------------------------------------------------------
+
+
+def variant_card(dataset: str, variant: str) -> str:
+    return f"results/defense/{dataset}/variants/{variant}.safetensors"
+
+
+def variant_classifier(config: Config, wildcards: Any) -> str:
+    """The standard classifier, or the one fine-tuned on G's reconstructions ("rec")."""
+    rec = config["variants"]["cards"][wildcards.variant].get("classifier", "standard") == "rec"
+    name = "classifier_rec" if rec else "classifier"
+    return f"results/models/{wildcards.dataset}/{name}.safetensors"
+
+
+def variant_setting(config: Config, wildcards: Any) -> dict[str, Any]:
+    """One setting of a variant's grid; unnamed fields are the card grid's (the cleaning's)."""
+    grid = config["variants"]["cards"][wildcards.variant]["grid"]
+    return card_grid_setting(config, SimpleNamespace(setting=None), grid[wildcards.setting])
+
+
+def variant_settings(config: Config, wildcards: Any) -> dict[str, dict[str, Any]]:
+    """Every setting of a variant's grid, whole: the card takes the one the chooser picked."""
+    names = config["variants"]["cards"][wildcards.variant]["grid"]
+    return {
+        name: variant_setting(config, SimpleNamespace(variant=wildcards.variant, setting=name))
+        for name in names
+    }
+
+
+def variant_grid_files(config: Config, wildcards: Any) -> list[str]:
+    grid = config["variants"]["cards"][wildcards.variant]["grid"]
+    return [
+        f"results/defense/{wildcards.dataset}/variants/{wildcards.variant}/{name}.parquet" for name in grid
+    ]
+
+
+def variant_encoder(config: Config, wildcards: Any) -> list[str]:
+    """The encoder, for a variant whose grid starts any descent from it."""
+    grid = config["variants"]["cards"][wildcards.variant]["grid"].values()
+    uses = any(setting.get("start") == "encoder" for setting in grid)
+    return [f"results/models/{wildcards.dataset}/encoder.safetensors"] if uses else []
+
+
+def variant_cards(config: Config) -> list[str]:
+    variants = config["variants"]
+    return [variant_card(ds, name) for ds in variants["datasets"] for name in variants["cards"]]
 
 
 def adversarial_model(dataset: str, epsilon: str) -> str:
@@ -330,6 +405,12 @@ def published_sources(config: Config) -> list[str]:
     sources += [
         f"results/adversarial/{ds}.adversarial-training.csv"
         for ds in config["adversarial_training"]["datasets"]
+    ]
+    variants = config["variants"]
+    sources += [
+        f"results/defense/{ds}/variants/{v}.choice.csv"
+        for ds in variants["datasets"]
+        for v in variants["cards"]
     ]
     if config["robustness"]["datasets"]:
         sources += ROBUSTNESS_OUTPUTS + DEPLOYMENT_OUTPUTS

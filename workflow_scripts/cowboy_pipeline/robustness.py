@@ -16,9 +16,12 @@ from .tables import accuracy_row
 
 def cleaning_method(defense: str) -> str | None:
     """The cleaning method a robustness job deploys: none for the bare classifiers ("none",
-    "adversarial"), cowboy for "adversarial_cowboy", else the defence's own name."""
+    "adversarial"), cowboy for "adversarial_cowboy" and the variants' cards ("variant_*"),
+    else the defence's own name."""
     if defense in ("none", "adversarial"):
         return None
+    if defense.startswith("variant_"):
+        return "cowboy"
     return defense.removeprefix("adversarial_")
 
 

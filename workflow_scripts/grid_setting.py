@@ -1,9 +1,10 @@
-"""One setting of the defence card's validation grid: clean the first validation images and
-the calibration attack's versions of them, alone, in another chunking and perturbed, and
-record per image what the chooser needs (cowboy_pipeline.choice.measure_setting)."""
+"""One setting of a validation grid, the card's or a variant's (issue 22): clean the first
+validation images and the calibration attack's versions of them, alone, in another chunking
+and perturbed, and record per image what the chooser needs (measure_setting); with the
+variant's classifier and, for an encoder start, its encoder."""
 
 from cowboy_core import Cowboy, Execution
-from cowboy_core.io import load_tensors, write_dataframe
+from cowboy_core.io import load_models, load_tensors, write_dataframe
 from cowboy_core.settings import Settings
 from cowboy_pipeline.choice import measure_setting
 from cowboy_pipeline.runtime import LOG, load_checked, load_split, start_job
@@ -20,10 +21,12 @@ if attacked.shape[0] < n:
     )
 (classifier,) = load_checked(snakemake.input.classifier, meta, device, "classifier")
 generator, discriminator = load_checked(snakemake.input.gan, meta, device, "generator", "discriminator")
-LOG.info("setting %s: %s", wc.setting, params.setting)
-defense = Cowboy(
-    generator, discriminator, Settings(**params.setting), execution=Execution.from_env(device=device)
-)
+encoders = getattr(snakemake.input, "encoder", [])
+encoder = load_models(encoders[0], device=device)[0]["encoder"] if encoders else None
+variant = dict(wc.items()).get("variant")
+LOG.info("%ssetting %s: %s", f"variant {variant}, " if variant else "", wc.setting, params.setting)
+execution = Execution.from_env(device=device)
+defense = Cowboy(generator, discriminator, Settings(**params.setting), execution=execution, encoder=encoder)
 rows = measure_setting(
     classifier.eval(),
     defense,
@@ -36,4 +39,5 @@ rows = measure_setting(
     trajectories=params.card["trajectories"],
 )
 rows = rows.assign(dataset=wc.dataset, setting=wc.setting, **params.setting)
+rows = rows.assign(variant=variant) if variant else rows
 write_dataframe(rows, snakemake.output[0])

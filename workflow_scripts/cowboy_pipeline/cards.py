@@ -1,0 +1,75 @@
+"""Writing a defence card from a validation choice: the chosen row (or a refusal that says
+why none was chosen), the threshold calibrated on validation, and the provenance of each."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from cowboy_core import Cowboy
+from cowboy_core.detection import Calibration
+
+from .tables import validation_calibration
+
+
+class NoStableSetting(RuntimeError):
+    """The chooser found no setting within the constraints: no card is written."""
+
+
+def chosen_row(choice: str) -> pd.Series:
+    """The chosen setting of a chooser's table, or :class:`NoStableSetting` naming the bound."""
+    grid = pd.read_csv(choice)
+    winner = grid[grid["chosen"]]
+    if winner.empty:
+        raise NoStableSetting(
+            f"no setting in {choice} keeps every flip rate at most {grid['max_flip_rate'].iloc[0]}; "
+            "add stable settings to the grid or relax card.max_flip_rate"
+        )
+    return winner.iloc[0]
+
+
+def calibrate(val_scores: str, detection: dict[str, Any]) -> Calibration:
+    """Section 3.4's threshold on the validation split's D-scores of the calibration attack."""
+    return validation_calibration(
+        pd.read_parquet(val_scores),
+        calibration_attack=detection["calibration_attack"],
+        p=math.inf if detection["p"] == "inf" else float(detection["p"]),
+        min_accuracy_drop=detection["min_accuracy_drop"],
+    )
+
+
+def save_chosen_card(
+    defense: Cowboy,
+    path: str,
+    *,
+    chosen: pd.Series,
+    calibration: Calibration,
+    sources: dict[str, str],
+    detection: dict[str, Any],
+) -> None:
+    """Write ``defense`` with the calibrated threshold, and where the GAN, the threshold and
+    the settings came from (``sources``: gan, val_scores, choice and any further models)."""
+    defense.threshold, defense.threshold_power = calibration.threshold, calibration.p
+    provenance = {
+        **{name: source for name, source in sources.items() if name not in ("val_scores", "choice")},
+        "threshold": {
+            "source": sources["val_scores"],
+            "split": "val",
+            "calibration_attack": detection["calibration_attack"],
+            "calibration_is_adversarial": bool(calibration.is_adversarial),
+            "calibration_accuracy_drop": float(calibration.accuracy_drop or 0.0),
+        },
+        "settings": {
+            "source": sources["choice"],
+            "rule": f"highest {chosen['objective_name']} with every flip rate <= {chosen['max_flip_rate']}",
+            "chosen": str(chosen["setting"]),
+            "objective": float(chosen["objective"]),
+            "validation_accuracy_clean": float(chosen["accuracy_clean"]),
+            "validation_accuracy_attack": float(chosen["accuracy_attack"]),
+            "flip_rates": {c: float(chosen[f"flip_rate_{c}"]) for c in ("alone", "rechunked", "perturbed")},
+            "validation_images": int(chosen["n"]),
+        },
+    }
+    defense.save(path, provenance=provenance)

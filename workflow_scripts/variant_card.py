@@ -1,0 +1,36 @@
+"""A variant's defence card (issue 22): G, D, for an encoder start E, the threshold the main
+card calibrates, and the setting the chooser picked from the variant's grid."""
+
+import sys
+
+from cowboy_core import Cowboy, Execution
+from cowboy_core.io import load_models
+from cowboy_core.settings import Settings
+from cowboy_pipeline.cards import NoStableSetting, calibrate, chosen_row, save_chosen_card
+from cowboy_pipeline.runtime import load_checked, load_split, start_job
+
+device = start_job(snakemake)
+_, _, _, meta = load_split(snakemake.input.data, "val")
+generator, discriminator = load_checked(snakemake.input.gan, meta, device, "generator", "discriminator")
+try:
+    chosen = chosen_row(snakemake.input.choice)
+except NoStableSetting as err:
+    sys.stderr.write(f"cowboy: {err}\n")
+    sys.exit(2)
+settings = Settings(**snakemake.params.settings[str(chosen["setting"])])
+encoder = (
+    load_models(snakemake.input.encoder[0], device=device)[0]["encoder"] if snakemake.input.encoder else None
+)
+sources = {
+    "gan": snakemake.input.gan,
+    "val_scores": snakemake.input.val_scores,
+    "choice": snakemake.input.choice,
+}
+save_chosen_card(
+    Cowboy(generator, discriminator, settings, execution=Execution(device=device), encoder=encoder),
+    snakemake.output[0],
+    chosen=chosen,
+    calibration=calibrate(snakemake.input.val_scores, snakemake.params.detection),
+    sources=sources | ({"encoder": snakemake.input.encoder[0]} if snakemake.input.encoder else {}),
+    detection=snakemake.params.detection,
+)
