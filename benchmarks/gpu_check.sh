@@ -6,13 +6,19 @@
 #      bf16's cleaned accuracy against fp32 on the tiny pipeline's trained models.
 # Writes one JSON (default benchmarks/results/gpu_check.json) with the GPU's name; exits 1 if
 # a part failed, after writing what it has.
-#   pip install -e '.[test]' && bash benchmarks/gpu_check.sh [OUT.json]
+#   pip install -e '.[test]' && bash benchmarks/gpu_check.sh [--smoke] [OUT.json]
 # The data: Debian's Fashion-MNIST or torchvision's files under data/; else it downloads.
-# GPU_CHECK_DEVICE=cpu runs the same script on the CPU, to check the script itself.
+# --smoke checks the script itself in seconds, on the CPU: the pipeline as a dry run and the
+# benchmark's smoke mode (tests/test_benchmarks.py runs it).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+SMOKE=false
+if [ "${1:-}" = --smoke ]; then SMOKE=true; shift; fi
 OUT=${1:-benchmarks/results/gpu_check.json}
-DEVICE=${GPU_CHECK_DEVICE:-cuda}
+DEVICE=cuda
+PIPELINE_MODE=()
+BENCH_MODE=(--quick --width 8 --curve-images 48 --gd-steps 100)
+if $SMOKE; then DEVICE=cpu PIPELINE_MODE=(-n) BENCH_MODE=(--smoke); fi
 WORK=$(mktemp -d)
 export PYTHONPATH="$PWD/workflow_scripts${PYTHONPATH:+:$PYTHONPATH}"
 
@@ -41,12 +47,15 @@ DOWNLOAD=true
 if [ -d /usr/share/datasets/fashion-mnist ] || [ -d data/FashionMNIST/raw ]; then DOWNLOAD=false; fi
 sed -e "s|^data_root: .*|data_root: $PWD/data|" -e "s|^download: .*|download: $DOWNLOAD|" \
     config/tiny.yaml >"$WORK/tiny/config.yaml"
-timed pipeline env COWBOY_DEVICE="$DEVICE" timeout 240 python -m snakemake -s "$PWD/Snakefile" \
-    --directory "$WORK/tiny" --configfile "$WORK/tiny/config.yaml" --cores 4
+# What the benchmark's bf16 check needs (a trained GAN, validation FGSM), a card and one suite job.
+timed pipeline env COWBOY_DEVICE="$DEVICE" timeout 300 python -m snakemake -s "$PWD/Snakefile" \
+    --directory "$WORK/tiny" --configfile "$WORK/tiny/config.yaml" --cores 8 "${PIPELINE_MODE[@]}" \
+    results/table1.csv results/defense/fashion_mnist.safetensors \
+    results/robustness/fashion_mnist/cowboy_eps0.3.parquet
 
 echo "== 3/3 cleaning benchmark on CUDA (compile, bf16 check)"
-timed bench timeout 150 python -m benchmarks.bench_cleaning --device "$DEVICE" --quick \
-    --results "$WORK/tiny/results" --width 8 --curve-images 48 --gd-steps 100 --out "$WORK/bench.json"
+timed bench timeout 150 python -m benchmarks.bench_cleaning --device "$DEVICE" "${BENCH_MODE[@]}" \
+    --results "$WORK/tiny/results" --out "$WORK/bench.json"
 
 python - "$WORK" "$OUT" "$DEVICE" <<'PY'
 import json, sys, xml.etree.ElementTree as ET
@@ -66,7 +75,7 @@ if (work / "tests.xml").exists():
     tests.update({k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")})
 bench = json.loads((work / "bench.json").read_text()) if (work / "bench.json").exists() else None
 report = {
-    "gpu": torch.cuda.get_device_name(0) if device == "cuda" else f"none ({device} run of the script)",
+    "gpu": torch.cuda.get_device_name(0) if device == "cuda" else "none (--smoke: the script checked on the CPU)",
     "torch": torch.__version__,
     "cuda": torch.version.cuda,
     "cuda_tests": tests,

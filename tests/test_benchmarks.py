@@ -37,10 +37,17 @@ def test_attack_cost_benchmark_smoke_runs(tmp_path):
     assert all(row["cost_relative_to_bpda"] > 0 for row in report["rows"]) and "cpu" in report["machine"]
 
 
-def test_cleaning_benchmark_smoke_runs(tmp_path):
-    out = tmp_path / "cleaning.json"
-    run("bench_cleaning", "--out", str(out), "--results", str(tmp_path / "no_results"))
-    report = json.loads(out.read_text())
+def test_gpu_check_smoke_runs_each_part_and_the_cleaning_benchmark(tmp_path):
+    """benchmarks/gpu_check.sh --smoke: the CUDA tests (skipped here), the pipeline as a dry
+    run and the cleaning benchmark's smoke mode, gathered into one JSON."""
+    out = tmp_path / "gpu_check.json"
+    subprocess.run(
+        ["bash", "benchmarks/gpu_check.sh", "--smoke", str(out)], cwd=REPO, check=True, capture_output=True
+    )
+    check = json.loads(out.read_text())
+    assert check["gpu"].startswith("none (--smoke") and check["tiny_pipeline"]["exit_code"] == 0
+    assert check["cuda_tests"]["exit_code"] == 0 and check["cuda_tests"]["tests"] >= 6
+    report = check["bench_cleaning"]["report"]
     variants = {row["variant"] for row in report["throughput"]}
     assert "+subpixel (default)" in variants and "fp32" in variants and report["speedup_vs_peer"] > 0
     assert report["compile"]["speed_ratio"] > 0 and report["peak_memory_mb_cleaning_64"] > 0
