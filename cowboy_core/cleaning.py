@@ -84,6 +84,8 @@ class Cowboy:
                 f"a chunk of {self.execution.rows} rows cannot hold {self.settings.restarts} restarts"
             )
         self.device = torch.device(self.execution.device)
+        # z0 in G's own dtype: float32 as trained, float64 for a finite-difference check.
+        self.dtype = next(generator.parameters()).dtype
         self.latent_dim = int(getattr(generator, "latent_dim", 0))
         if self.latent_dim < 1:
             raise ValueError("the generator needs a positive integer attribute 'latent_dim'")
@@ -92,7 +94,9 @@ class Cowboy:
         self.discriminator = self.execution.prepare(discriminator)
         self.encoder_source = encoder
         self.encoder = checked_encoder(encoder, self.settings, self.latent_dim, self.execution)
-        self.input_shape = pair_input_shape(self.generator, self.discriminator, self.latent_dim, self.device)
+        self.input_shape = pair_input_shape(
+            self.generator, self.discriminator, self.latent_dim, self.device, self.dtype
+        )
         self.objective = objective_for(self.settings, self.generator, self.discriminator)
         self._run_objective = self.execution.wrap(self.objective)
 
@@ -211,7 +215,7 @@ class Cowboy:
         """z0, one row per input and restart: the seed's draws, and for an encoder start E(x)
         in place of restart 0 (computed in padded chunks: the same bits in any batch)."""
         r = self.settings.restarts
-        z0 = initial_latents(x.shape[0], r, self.latent_dim, seed).to(self.device)
+        z0 = initial_latents(x.shape[0], r, self.latent_dim, seed).to(self.device, self.dtype)
         if self.encoder is None:
             return z0
         guess = self.execution.map_rows(self.encoder, x).to(z0.dtype)
@@ -331,10 +335,14 @@ def objective_for(settings: Settings, generator: nn.Module, discriminator: nn.Mo
 
 @torch.no_grad()
 def pair_input_shape(
-    generator: nn.Module, discriminator: nn.Module, latent_dim: int, device: torch.device
+    generator: nn.Module,
+    discriminator: nn.Module,
+    latent_dim: int,
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[int, ...]:
     """The shape of one input, as G makes it; a ValueError when D cannot score G's output."""
-    sample = generator(torch.zeros(2, latent_dim, device=device))
+    sample = generator(torch.zeros(2, latent_dim, device=device, dtype=dtype))
     try:
         logits = discriminator(sample)
     except RuntimeError as err:
