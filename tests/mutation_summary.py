@@ -1,17 +1,27 @@
 """Summarise ``mutmut results --all true`` per module, as a Markdown table, and write the diff
-of every surviving mutant next to it (run by tests/mutation.sh)."""
+of every surviving mutant next to it (run by tests/mutation.sh).
+
+Each survivor must be explained in docs/quality/equivalent_mutants.md (hand-written: the
+mutant's name in backquotes and why no test can tell it from the original); the table counts
+the explained ones and the summary lists any that are not."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
+NOTES = Path("docs/quality/equivalent_mutants.md")
+
 
 def main(results: str, table: str, survivors: str) -> None:
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     surviving = []
+    explained = (
+        set(re.findall(r"`(cowboy_core\.[^`]+__mutmut_\d+)`", NOTES.read_text())) if NOTES.exists() else set()
+    )
     for line in Path(results).read_text().splitlines():
         if ": " not in line:
             continue
@@ -20,21 +30,27 @@ def main(results: str, table: str, survivors: str) -> None:
         counts[module][status] += 1
         if status in ("survived", "no tests"):
             surviving.append(name)
+            counts[module]["explained"] += name in explained
     rows = [
-        "| module | mutants run | killed | survived | timed out | no tests | not run | killed (%) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| module | mutants run | killed | survived | explained as equivalent | timed out | no tests "
+        "| not run | killed (%) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     total: Counter[str] = Counter()
     for module in sorted(counts):
-        c = counts[module]
-        total.update(c)
-        rows.append(_row(module, c))
+        total.update(counts[module])
+        rows.append(_row(module, counts[module]))
     rows.append(_row("**all**", total))
+    unexplained = [name for name in surviving if name not in explained]
     Path(table).write_text(
         "# Mutation testing of the algorithm core (written by tests/mutation.sh)\n\n"
         "mutmut 3 mutates every function of the modules in `[tool.mutmut]` and runs the fast\n"
-        'tests (`-m "not slow"`) that reach it; a mutant is killed when a test fails.\n\n'
+        'tests (`-m "not slow"`) that reach it; a mutant is killed when a test fails. Why each\n'
+        f"surviving mutant cannot be killed: [`{NOTES.name}`]({NOTES.name}); their diffs: "
+        f"[`{Path(survivors).name}`]({Path(survivors).name}).\n\n"
         + "\n".join(rows)
+        + f"\n\nSurvivors not explained there: {len(unexplained)}"
+        + "".join(f"\n- `{name}`" for name in unexplained)
         + "\n"
     )
     diffs = [
@@ -44,7 +60,7 @@ def main(results: str, table: str, survivors: str) -> None:
 
 
 def _row(module: str, c: Counter[str]) -> str:
-    n = sum(c.values()) - c["not checked"]  # of the mutants this run ran
+    n = sum(c[k] for k in c if k not in ("not checked", "explained"))  # of the mutants this run ran
     killed = c["killed"] + c["timeout"]
     share = 100 * killed / n if n else 0.0
     cells = [
@@ -52,12 +68,12 @@ def _row(module: str, c: Counter[str]) -> str:
         n,
         c["killed"],
         c["survived"],
+        c["explained"],
         c["timeout"],
         c["no tests"],
         c["not checked"],
-        f"{share:.1f}",
     ]
-    return "| " + " | ".join(map(str, cells)) + " |"
+    return "| " + " | ".join(map(str, [*cells, f"{share:.1f}"])) + " |"
 
 
 if __name__ == "__main__":
