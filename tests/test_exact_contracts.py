@@ -452,3 +452,48 @@ def test_a_card_whose_shape_g_does_not_make_is_refused(tiny_gan, images, tmp_pat
 def test_describe_writes_an_empty_list_inside_a_list_as_brackets():
     card = _card(provenance={"runs": [[], "a"]})
     assert describe(card).splitlines()[-3:] == ["  runs:", "    []", "    - a"]
+
+
+# -- the descent loop ----------------------------------------------------------------------
+
+
+def _scaled_quadratic(scales: torch.Tensor, calls: list[int]):  # type: ignore[no-untyped-def]
+    def objective(z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        calls.append(1)
+        return scales * z.square().sum(1), z
+
+    return objective
+
+
+def test_a_stopped_row_stays_put_while_the_others_descend_and_the_chunk_ends_with_the_last():
+    from cowboy_core.descent import descend
+    from cowboy_core.updates import GD
+
+    calls: list[int] = []
+    # Row 0 barely improves (stops at step 100, compared at 50); row 1 halves z each step.
+    objective = _scaled_quadratic(torch.tensor([1e-9, 0.25]), calls)
+    run = descend(
+        objective,
+        GD(lr=1.0),
+        torch.ones(2, 3),
+        torch.zeros(2, 1),
+        steps=120,
+        record=[100, 120],
+        early_stop_tol=0.01,
+    )
+    assert run.steps_run.tolist() == [100, 120]
+    assert torch.equal(run.snapshots[120][0], run.snapshots[100][0])  # row 0 froze at its stop
+    assert run.snapshots[120][1].abs().max() < 1e-30  # row 1 went on: 0.5^120
+    calls.clear()
+    both_stop = _scaled_quadratic(torch.tensor([1e-9, 1e-9]), calls)
+    descend(both_stop, GD(lr=1.0), torch.ones(2, 3), torch.zeros(2, 1), steps=300, early_stop_tol=0.01)
+    assert len(calls) == 100  # no objective runs once every row has stopped
+
+
+def test_a_descent_keeps_no_graph_unless_asked():
+    from cowboy_core.descent import descend
+    from cowboy_core.updates import GD
+
+    z0 = torch.ones(2, 3)
+    run = descend(_scaled_quadratic(torch.ones(2), []), GD(lr=0.1), z0, torch.zeros(2, 1), steps=3)
+    assert not run.snapshots[3].requires_grad
