@@ -44,13 +44,13 @@ rule deployment_curve:
 rule robustness:
     input:
         data="results/data/{dataset}/eval.safetensors",
-        classifier=paths.robustness_classifier,
-        card=paths.robustness_card,
+        classifier=suite.robustness_classifier,
+        card=suite.robustness_card,
         val_scores=paths.final_val_scores,
     output:
         "results/robustness/{dataset}/{defense}_eps{epsilon}.parquet",
     params:
-        robustness=paths.robustness_params(),
+        robustness=suite.robustness_params(),
         scale=1,
         seed=SEED,
     log:
@@ -66,7 +66,7 @@ use rule robustness as robustness_doubled with:
     output:
         "results/robustness/{dataset}/{defense}_eps{epsilon}_x2.parquet",
     params:
-        robustness=paths.robustness_params(),
+        robustness=suite.robustness_params(),
         scale=2,
         seed=SEED,
     log:
@@ -84,7 +84,7 @@ rule chaos:
         "results/robustness/{dataset}/{method}_{settings}_chaos.csv",
     params:
         images=config["robustness"]["chaos_images"],
-        overrides=paths.chaos_overrides,
+        overrides=suite.chaos_overrides,
         seed=SEED,
     log:
         "results/logs/robustness/{dataset}/{method}_{settings}_chaos.log",
@@ -96,9 +96,9 @@ rule chaos:
 
 rule robustness_report:
     input:
-        robustness=paths.robustness_files(),
-        doubled=paths.robustness_files(doubled=True),
-        chaos=paths.chaos_files(),
+        robustness=suite.robustness_files(),
+        doubled=suite.robustness_files(doubled=True),
+        chaos=suite.chaos_files(),
     output:
         convergence=report(
             "results/robustness_convergence.csv", category="Beyond the paper", caption="../report/robustness.rst"

@@ -9,7 +9,7 @@ rule train_adversarial:
     output:
         "results/adversarial/{dataset}/{setting}.safetensors",
     params:
-        setting=paths.adversarial_setting,
+        setting=suite.adversarial_setting,
         classifier=paths.classifier_params,
         seed=SEED,
     log:
@@ -23,7 +23,7 @@ rule train_adversarial:
 rule adversarial_choice:
     input:
         data="results/data/{dataset}/eval.safetensors",
-        grid=paths.adversarial_grid_files,
+        grid=suite.adversarial_grid_files,
     output:
         table=report(
             "results/adversarial/{dataset}.adversarial-training.csv", category="Beyond the paper", caption="../report/adversarial.rst"

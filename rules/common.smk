@@ -1,7 +1,7 @@
 # What the rules share: the checked config, the wildcard constraints, and the path and params
 # functions, bound to the config (plain, unit-tested Python in workflow_scripts/cowboy_pipeline:
-# paths.py for the reproduction, study_paths.py for the discriminator study). Resources live
-# in profiles/.
+# paths.py for the reproduction, study_paths.py for the discriminator study, suite_paths.py for
+# the robustness suite and the defences it attacks). Resources live in profiles/.
 import sys
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from cowboy_core.settings import Method
 from cowboy_core.updates import Optimizer
 from cowboy_pipeline import paths as path_functions
 from cowboy_pipeline import study_paths as study_functions
+from cowboy_pipeline import suite_paths as suite_functions
 from cowboy_pipeline.config import ConfigError, canonical, format_number, load_schema, validate_config
 
 try:
@@ -25,6 +26,7 @@ except ConfigError as err:
 
 paths = path_functions.bind(path_functions, config)
 study = path_functions.bind(study_functions, config)
+suite = path_functions.bind(suite_functions, config)
 DATASETS = list(config["datasets"])
 CLEANING = config["cleaning"]
 SEED = config["seed"]
@@ -36,7 +38,7 @@ wildcard_constraints:
     dataset="|".join(DATASETS) or "none",
     split="val|test",
     attack=f"{NO_ATTACK}|{attack_pattern()}",
-    defense="|".join(["none", *Method, *path_functions.ADVERSARIAL_DEFENSES, "variant_[A-Za-z0-9-]+"]),
+    defense="|".join(["none", *Method, *suite_functions.ADVERSARIAL_DEFENSES, "variant_[A-Za-z0-9-]+"]),
     variant=r"[A-Za-z0-9-]+",
     method="|".join(Method),
     epsilon=r"[0-9.]+(e[+-]?[0-9]+)?",

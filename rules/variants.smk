@@ -43,14 +43,14 @@ rule rec_classifier:
 rule variant_grid:
     input:
         data="results/data/{dataset}/eval.safetensors",
-        classifier=paths.variant_classifier,
+        classifier=suite.variant_classifier,
         gan=paths.final_gan,
         attack=paths.calibration_attack_file,
-        encoder=paths.variant_encoder,
+        encoder=suite.variant_encoder,
     output:
         "results/defense/{dataset}/variants/{variant}/{setting}.parquet",
     params:
-        setting=paths.variant_setting,
+        setting=suite.variant_setting,
         card=paths.card_measurement(),
         seed=SEED,
     log:
@@ -63,7 +63,7 @@ rule variant_grid:
 
 use rule card_choice as variant_choice with:
     input:
-        paths.variant_grid_files,
+        suite.variant_grid_files,
     output:
         report(
             "results/defense/{dataset}/variants/{variant}.choice.csv",
@@ -80,11 +80,11 @@ rule variant_card:
         gan=paths.final_gan,
         val_scores=paths.final_val_scores,
         choice="results/defense/{dataset}/variants/{variant}.choice.csv",
-        encoder=paths.variant_encoder,
+        encoder=suite.variant_encoder,
     output:
         "results/defense/{dataset}/variants/{variant}.safetensors",
     params:
-        settings=paths.variant_settings,
+        settings=suite.variant_settings,
         detection=canonical(config["detection"]),
     log:
         "results/logs/variant_card/{dataset}/{variant}.log",

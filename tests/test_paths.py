@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from cowboy_pipeline import paths, study_paths
+from cowboy_pipeline import paths, study_paths, suite_paths
 from cowboy_pipeline.config import load_schema, validate_config
 
 from .conftest import REPO
@@ -41,12 +41,15 @@ def tiny():
 
 
 def test_every_function_the_rules_call_exists_bound():
-    """A rule naming paths.X or study.X fails at parse time on a typo; this names it first."""
+    """A rule naming paths.X, study.X or suite.X fails at parse time on a typo; this names it first."""
     config = checked("tiny.yaml")
-    bound = {"paths": paths.bind(paths, config), "study": paths.bind(study_paths, config)}
+    modules = {"paths": paths, "study": study_paths, "suite": suite_paths}
+    bound = {space: paths.bind(module, config) for space, module in modules.items()}
     text = "\n".join(path.read_text() for path in (REPO / "rules").glob("*.smk"))
     text += (REPO / "Snakefile").read_text()
-    used = {hit for hit in re.findall(r"\b(paths|study)\.(\w+)", text) if hit[1] != "py"}  # not "paths.py"
+    used = {
+        hit for hit in re.findall(r"\b(paths|study|suite)\.(\w+)", text) if hit[1] != "py"
+    }  # not "paths.py"
     assert len(used) > 30
     missing = [f"{space}.{name}" for space, name in used if not hasattr(bound[space], name)]
     assert not missing
@@ -95,7 +98,7 @@ def test_gan_segments_resume_from_the_previous_checkpoint(tiny):
 
 
 def test_robustness_params_leave_out_the_epsilons_so_adding_one_reruns_nothing(tiny):
-    params = paths.robustness_params(tiny)
+    params = suite_paths.robustness_params(tiny)
     assert (
         "epsilons" not in params
         and "datasets" not in params
@@ -103,9 +106,9 @@ def test_robustness_params_leave_out_the_epsilons_so_adding_one_reruns_nothing(t
     )
     more = copy.deepcopy(tiny)
     more["robustness"]["epsilons"] = [*more["robustness"]["epsilons"], 0.05]
-    assert paths.robustness_params(more) == params
-    assert len(paths.robustness_files(more)) > len(paths.robustness_files(tiny))
-    assert all(f.endswith("_x2.parquet") for f in paths.robustness_files(tiny, doubled=True))
+    assert suite_paths.robustness_params(more) == params
+    assert len(suite_paths.robustness_files(more)) > len(suite_paths.robustness_files(tiny))
+    assert all(f.endswith("_x2.parquet") for f in suite_paths.robustness_files(tiny, doubled=True))
 
 
 def test_card_grid_setting_fills_unnamed_fields_from_the_cleaning_section(tiny):
@@ -173,20 +176,25 @@ def test_study_test_split_pairs_each_fixed_setting_with_defense_gan(tiny):
 
 
 def test_adversarial_training_adds_two_defences_whose_classifier_is_chosen_per_epsilon(tiny):
-    assert paths.robustness_defenses(tiny, "fashion_mnist")[-4:-2] == ["adversarial", "adversarial_cowboy"]
-    files = paths.robustness_files(tiny)
+    assert suite_paths.robustness_defenses(tiny, "fashion_mnist")[-4:-2] == [
+        "adversarial",
+        "adversarial_cowboy",
+    ]
+    files = suite_paths.robustness_files(tiny)
     assert "results/robustness/fashion_mnist/adversarial_cowboy_eps0.3.parquet" in files
     for defense in ("adversarial", "adversarial_cowboy"):
         w = SimpleNamespace(dataset="fashion_mnist", defense=defense, epsilon="0.3")
         assert (
-            paths.robustness_classifier(tiny, w)
+            suite_paths.robustness_classifier(tiny, w)
             == "results/models/fashion_mnist/adversarial_eps0.3.safetensors"
         )
     w = SimpleNamespace(dataset="fashion_mnist", defense="cowboy", epsilon="0.3")
-    assert paths.robustness_classifier(tiny, w) == "results/models/fashion_mnist/classifier.safetensors"
-    assert paths.adversarial_models(tiny) == ["results/models/fashion_mnist/adversarial_eps0.3.safetensors"]
+    assert suite_paths.robustness_classifier(tiny, w) == "results/models/fashion_mnist/classifier.safetensors"
+    assert suite_paths.adversarial_models(tiny) == [
+        "results/models/fashion_mnist/adversarial_eps0.3.safetensors"
+    ]
     off = {**tiny, "adversarial_training": {**tiny["adversarial_training"], "datasets": []}}
-    assert "adversarial" not in paths.robustness_defenses(off, "fashion_mnist")
+    assert "adversarial" not in suite_paths.robustness_defenses(off, "fashion_mnist")
 
 
 def test_a_cleaning_method_per_robustness_defence():
@@ -197,16 +205,19 @@ def test_a_cleaning_method_per_robustness_defence():
 
 
 def test_each_variant_is_a_card_of_its_own_with_the_classifier_it_names(tiny):
-    assert paths.robustness_defenses(tiny, "fashion_mnist")[-2:] == ["variant_encoder", "variant_rec"]
+    assert suite_paths.robustness_defenses(tiny, "fashion_mnist")[-2:] == ["variant_encoder", "variant_rec"]
     w = SimpleNamespace(dataset="fashion_mnist", defense="variant_rec", epsilon="0.3")
-    assert paths.robustness_card(tiny, w) == "results/defense/fashion_mnist/variants/rec.safetensors"
-    assert paths.robustness_classifier(tiny, w) == "results/models/fashion_mnist/classifier_rec.safetensors"
+    assert suite_paths.robustness_card(tiny, w) == "results/defense/fashion_mnist/variants/rec.safetensors"
+    assert (
+        suite_paths.robustness_classifier(tiny, w)
+        == "results/models/fashion_mnist/classifier_rec.safetensors"
+    )
     main = SimpleNamespace(dataset="fashion_mnist", defense="cowboy", epsilon="0.3")
-    assert paths.robustness_card(tiny, main) == "results/defense/fashion_mnist.safetensors"
+    assert suite_paths.robustness_card(tiny, main) == "results/defense/fashion_mnist.safetensors"
     encoder = SimpleNamespace(dataset="fashion_mnist", variant="encoder", setting="enc-gd")
-    assert paths.variant_encoder(tiny, encoder) == ["results/models/fashion_mnist/encoder.safetensors"]
-    assert paths.variant_encoder(tiny, SimpleNamespace(dataset="fashion_mnist", variant="rec")) == []
-    setting = paths.variant_setting(tiny, encoder)
+    assert suite_paths.variant_encoder(tiny, encoder) == ["results/models/fashion_mnist/encoder.safetensors"]
+    assert suite_paths.variant_encoder(tiny, SimpleNamespace(dataset="fashion_mnist", variant="rec")) == []
+    setting = suite_paths.variant_setting(tiny, encoder)
     assert setting["start"] == "encoder" and setting["method"] == "cowboy"
     assert setting["steps"] == tiny["cleaning"]["steps"]  # unnamed fields are the cleaning's
-    assert list(paths.variant_settings(tiny, encoder)) == ["enc-gd"]
+    assert list(suite_paths.variant_settings(tiny, encoder)) == ["enc-gd"]

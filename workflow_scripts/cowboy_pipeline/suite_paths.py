@@ -1,0 +1,158 @@
+"""Paths and params of the robustness suite and of the defences it attacks beyond the card:
+the adversarially trained classifier (issue 22's anchor) and the clean-all variants.
+Bound to the config as ``suite`` in rules/common.smk, as paths.py is bound as ``paths``."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from .config import canonical, format_number
+from .paths import Config, card_grid_setting
+
+# -- the suite ----------------------------------------------------------------------
+
+
+def robustness_defenses(config: Config, dataset: str) -> list[str]:
+    """What the suite attacks: the bare classifier, each cleaning method's card and, where
+    the config trains one, the adversarially trained classifier alone and under cowboy."""
+    adversarial = dataset in config["adversarial_training"]["datasets"]
+    variants = config["variants"]["cards"] if dataset in config["variants"]["datasets"] else {}
+    return [
+        "none",
+        *config["cleaning"]["methods"],
+        *(ADVERSARIAL_DEFENSES if adversarial else []),
+        *(f"{VARIANT_PREFIX}{name}" for name in variants),
+    ]
+
+
+ADVERSARIAL_DEFENSES = ["adversarial", "adversarial_cowboy"]
+VARIANT_PREFIX = "variant_"  # robustness defence "variant_encoder": the card of variants.cards.encoder
+
+
+def robustness_files(config: Config, doubled: bool = False) -> list[str]:
+    robustness, suffix = config["robustness"], "_x2" if doubled else ""
+    return [
+        f"results/robustness/{ds}/{defense}_eps{format_number(eps)}{suffix}.parquet"
+        for ds in robustness["datasets"]
+        for defense in robustness_defenses(config, ds)
+        for eps in robustness["epsilons"]
+    ]
+
+
+def robustness_classifier(config: Config, wildcards: Any) -> str:
+    """The standard classifier; for the adversarial defences the one chosen at this epsilon;
+    for a variant, the classifier it names."""
+    if wildcards.defense in ADVERSARIAL_DEFENSES:
+        return adversarial_model(wildcards.dataset, wildcards.epsilon)
+    if wildcards.defense.startswith(VARIANT_PREFIX):
+        return variant_classifier(
+            config, SimpleNamespace(dataset=wildcards.dataset, variant=_variant(wildcards))
+        )
+    return f"results/models/{wildcards.dataset}/classifier.safetensors"
+
+
+def robustness_card(config: Config, wildcards: Any) -> str:
+    """The deployed card: the chosen one, or a variant's."""
+    if wildcards.defense.startswith(VARIANT_PREFIX):
+        return variant_card(wildcards.dataset, _variant(wildcards))
+    return f"results/defense/{wildcards.dataset}.safetensors"
+
+
+def _variant(wildcards: Any) -> str:
+    return str(wildcards.defense).removeprefix(VARIANT_PREFIX)
+
+
+# -- clean-all variants (issue 22) -------------------------------------------------------------
+
+
+def variant_card(dataset: str, variant: str) -> str:
+    return f"results/defense/{dataset}/variants/{variant}.safetensors"
+
+
+def variant_classifier(config: Config, wildcards: Any) -> str:
+    """The standard classifier, or the one fine-tuned on G's reconstructions ("rec")."""
+    rec = config["variants"]["cards"][wildcards.variant].get("classifier", "standard") == "rec"
+    name = "classifier_rec" if rec else "classifier"
+    return f"results/models/{wildcards.dataset}/{name}.safetensors"
+
+
+def variant_setting(config: Config, wildcards: Any) -> dict[str, Any]:
+    """One setting of a variant's grid; unnamed fields are the card grid's (the cleaning's)."""
+    grid = config["variants"]["cards"][wildcards.variant]["grid"]
+    return card_grid_setting(config, SimpleNamespace(setting=None), grid[wildcards.setting])
+
+
+def variant_settings(config: Config, wildcards: Any) -> dict[str, dict[str, Any]]:
+    """Every setting of a variant's grid, whole: the card takes the one the chooser picked."""
+    names = config["variants"]["cards"][wildcards.variant]["grid"]
+    return {
+        name: variant_setting(config, SimpleNamespace(variant=wildcards.variant, setting=name))
+        for name in names
+    }
+
+
+def variant_grid_files(config: Config, wildcards: Any) -> list[str]:
+    grid = config["variants"]["cards"][wildcards.variant]["grid"]
+    return [
+        f"results/defense/{wildcards.dataset}/variants/{wildcards.variant}/{name}.parquet" for name in grid
+    ]
+
+
+def variant_encoder(config: Config, wildcards: Any) -> list[str]:
+    """The encoder, for a variant whose grid starts any descent from it."""
+    grid = config["variants"]["cards"][wildcards.variant]["grid"].values()
+    uses = any(setting.get("start") == "encoder" for setting in grid)
+    return [f"results/models/{wildcards.dataset}/encoder.safetensors"] if uses else []
+
+
+def variant_cards(config: Config) -> list[str]:
+    variants = config["variants"]
+    return [variant_card(ds, name) for ds in variants["datasets"] for name in variants["cards"]]
+
+
+def adversarial_model(dataset: str, epsilon: str) -> str:
+    return f"results/models/{dataset}/adversarial_eps{epsilon}.safetensors"
+
+
+def adversarial_grid_files(config: Config, wildcards: Any) -> list[str]:
+    grid = config["adversarial_training"]["grid"]
+    return [f"results/adversarial/{wildcards.dataset}/{name}.safetensors" for name in grid]
+
+
+def adversarial_models(config: Config) -> list[str]:
+    """The chosen adversarially trained classifier per dataset and robustness epsilon."""
+    return [
+        adversarial_model(ds, format_number(eps))
+        for ds in config["adversarial_training"]["datasets"]
+        for eps in config["robustness"]["epsilons"]
+    ]
+
+
+def adversarial_setting(config: Config, wildcards: Any) -> dict[str, Any]:
+    return canonical(config["adversarial_training"]["grid"][wildcards.setting])
+
+
+def robustness_params(config: Config) -> dict[str, Any]:
+    """What one suite job computes with: not the list of epsilons or datasets (a wildcard
+    each), so that adding an epsilon reruns nothing already attacked."""
+    return canonical({k: v for k, v in config["robustness"].items() if k not in ("epsilons", "datasets")})
+
+
+def chaos_files(config: Config) -> list[str]:
+    """The chaos table for the card's chosen settings and, beside them, the paper's (Tables 1-2)."""
+    return [
+        f"results/robustness/{ds}/{method}_{settings}_chaos.csv"
+        for ds in config["robustness"]["datasets"]
+        for method in config["cleaning"]["methods"]
+        for settings in ("card", "paper")
+    ]
+
+
+def chaos_overrides(config: Config, wildcards: Any) -> dict[str, Any]:
+    """No change for the card; the cleaning section's settings for the paper's protocol."""
+    if wildcards.settings == "card":
+        return {}
+    return canonical(
+        {key: config["cleaning"][key] for key in ("sigma", "steps", "lr", "optimizer", "restarts")}
+    )
