@@ -118,6 +118,13 @@ def job_counts(dry_run_stdout: str) -> dict[str, int]:
     return counts
 
 
+def refusal(error: type[Exception], call, *args, **kwargs) -> str:  # type: ignore[no-untyped-def]
+    """The message of the ``error`` that ``call(*args, **kwargs)`` raises (the test fails if none)."""
+    with pytest.raises(error) as caught:
+        call(*args, **kwargs)
+    return str(caught.value)
+
+
 def tamper(path, edit):
     """Rewrite the card's JSON header as a person with a text editor would."""
     with safe_open(str(path), framework="pt") as handle:
