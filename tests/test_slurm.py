@@ -78,13 +78,9 @@ def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-unty
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture(scope="module")
-def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("slurm")
+def _write_conf(root: Path) -> Path:
     (root / "state").mkdir()
     (root / "spool").mkdir()
-    cpus = os.cpu_count() or 2
-    memory = 8000
     conf = root / "slurm.conf"
     conf.write_text(
         SLURM_CONF.format(
@@ -93,10 +89,45 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             spool=root / "spool",
             ctld_port=_free_port(),
             d_port=_free_port(),
-            cpus=cpus,
-            memory=memory,
+            cpus=os.cpu_count() or 2,
+            memory=8000,
         )
     )
+    return conf
+
+
+def _start_daemons(conf: Path, pids: list[int]) -> None:
+    """munged, slurmctld and one slurmd, each PID appended as soon as it runs."""
+    run_dir = Path("/run/munge")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.chmod(0o755)
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    pids.append(subprocess.Popen(["munged", "--foreground", "--force"], **quiet).pid)
+    _wait(lambda: Path("/run/munge/munge.socket.2").exists(), 20, "munged")
+    pids.append(subprocess.Popen(["slurmctld", "-D", "-f", str(conf)], **quiet).pid)
+    pids.append(subprocess.Popen(["slurmd", "-D", "-N", "localhost", "-f", str(conf)], **quiet).pid)
+
+    def node_idle() -> bool:
+        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+        return out.returncode == 0 and "idle" in out.stdout
+
+    _wait(node_idle, 60, "the SLURM node to become idle")
+
+
+def _stop(pids: list[int]) -> None:
+    for pid in reversed(pids):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    time.sleep(1)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("slurm")
+    conf = _write_conf(root)
     # The plugin's job step drops SLURM_CONF before its inner srun, so the config must sit
     # where SLURM looks by default.
     etc = Path("/etc/slurm/slurm.conf")
@@ -106,41 +137,12 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         backup = etc.with_suffix(".conf.cowboy-backup")
         etc.rename(backup)
     etc.symlink_to(conf)
-    run_dir = Path("/run/munge")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    run_dir.chmod(0o755)
     pids: list[int] = []
     try:
-        munge = subprocess.Popen(
-            ["munged", "--foreground", "--force"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        pids.append(munge.pid)
-        _wait(lambda: Path("/run/munge/munge.socket.2").exists(), 20, "munged")
-        ctld = subprocess.Popen(
-            ["slurmctld", "-D", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        pids.append(ctld.pid)
-        slurmd = subprocess.Popen(
-            ["slurmd", "-D", "-N", "localhost", "-f", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        pids.append(slurmd.pid)
-
-        def node_idle() -> bool:
-            out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
-            return out.returncode == 0 and "idle" in out.stdout
-
-        _wait(node_idle, 60, "the SLURM node to become idle")
+        _start_daemons(conf, pids)
         yield root
     finally:
-        for pid in reversed(pids):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        time.sleep(1)
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        _stop(pids)
         etc.unlink(missing_ok=True)
         if backup is not None:
             backup.rename(etc)
