@@ -107,6 +107,10 @@ rule robustness_report:
         checks=report("results/robustness_checks.csv", category="Beyond the paper", caption="../report/robustness.rst"),
         chaos=report("results/chaos.csv", category="Beyond the paper", caption="../report/robustness.rst"),
         figure=report("results/figures/robustness.png", category="Beyond the paper", caption="../report/robustness.rst"),
+        which=report("results/which_defence.csv", category="Beyond the paper", caption="../report/which_defence.rst"),
+        which_figure=report(
+            "results/figures/which_defence.png", category="Beyond the paper", caption="../report/which_defence.rst"
+        ),
     params:
         check_epsilon=config["robustness"]["check_epsilon"],
     log:

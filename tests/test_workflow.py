@@ -238,6 +238,9 @@ def test_robustness_suite_tables_cover_every_defence_policy_and_the_convergence_
     convergence = pd.read_csv(results / "robustness_convergence.csv")
     assert set(zip(convergence["defense"], convergence["policy"], strict=True)) == cells
     assert ((convergence["moved"].abs() <= convergence["allowed"]) == convergence["converged"]).all()
+    which = pd.read_csv(results / "which_defence.csv")
+    assert set(which["defense"]) == {d for d, _ in cells} and (results / "figures/which_defence.png").exists()
+    assert which.loc[which["defense"] == "cowboy", "policy"].eq("clean-all").all()
     chaos = pd.read_csv(results / "chaos.csv")
     assert set(zip(chaos["method"], chaos["settings"], strict=True)) == {
         (m, s) for m in ("cowboy", "defense_gan") for s in ("card", "paper")

@@ -1,12 +1,14 @@
 """results/robustness.csv (per defence, policy, seed, attack and epsilon, with the per-image
-worst case), Carlini et al.'s checks, the chaos table and the robustness figure."""
+worst case), the convergence check, Carlini et al.'s checks, the chaos table, the robustness
+figure, and which defence to pick (clean against converged robust accuracy, issue 22)."""
 
 import pandas as pd
 
 from cowboy_core.io import write_dataframe
-from cowboy_pipeline.plots import robustness_curves, save_figure
+from cowboy_pipeline.plots import robustness_curves, save_figure, which_defence_figure
 from cowboy_pipeline.robustness import carlini_checks, convergence_table, robustness_table
 from cowboy_pipeline.runtime import start_job
+from cowboy_pipeline.which import defence_points
 
 start_job(snakemake)
 per_image = pd.concat([pd.read_parquet(path) for path in snakemake.input.robustness], ignore_index=True)
@@ -20,7 +22,15 @@ convergence = [
     convergence_table(per_image[per_image["dataset"] == d], frame).assign(dataset=d)
     for d, frame in doubled.groupby("dataset", sort=False)
 ]
-write_dataframe(pd.concat(convergence, ignore_index=True), snakemake.output.convergence)
+convergence = pd.concat(convergence, ignore_index=True)
+write_dataframe(convergence, snakemake.output.convergence)
+points = [
+    defence_points(frame, convergence[convergence["dataset"] == d]).assign(dataset=d)
+    for d, frame in per_image.groupby("dataset", sort=False)
+]
+points = pd.concat(points, ignore_index=True)
+write_dataframe(points, snakemake.output.which)
+save_figure(which_defence_figure(points), snakemake.output.which_figure)
 checks = [
     carlini_checks(f, epsilon=snakemake.params.check_epsilon).assign(dataset=d)
     for d, f in per_image.groupby("dataset")

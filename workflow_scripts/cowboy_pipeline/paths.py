@@ -25,6 +25,8 @@ ROBUSTNESS_OUTPUTS = [
     "results/robustness_checks.csv",
     "results/chaos.csv",
     "results/figures/robustness.png",
+    "results/which_defence.csv",
+    "results/figures/which_defence.png",
 ]
 STUDY_OUTPUTS = [
     "results/discriminator_study.csv",

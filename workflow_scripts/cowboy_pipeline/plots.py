@@ -262,3 +262,40 @@ def discriminator_study_figure(validation: pd.DataFrame) -> Figure:
         ax.legend(fontsize=7)
     fig.suptitle("Does the discriminator term help? Paired difference on the validation split")
     return fig
+
+
+def which_defence_figure(points: pd.DataFrame) -> Figure:
+    """Issue 22's "which should I use": clean accuracy (x) against worst-case robust accuracy
+    (y), one panel per epsilon, one point per defence with 95% intervals both ways; a hollow
+    marker where the doubling check says the attack has not converged (an upper bound)."""
+    epsilons = sorted(points["epsilon"].unique())
+    fig, axes = plt.subplots(1, len(epsilons), figsize=(5.2 * len(epsilons), 4.4), squeeze=False)
+    for ax, epsilon in zip(axes[0], epsilons, strict=True):
+        for i, row in enumerate(points[points["epsilon"] == epsilon].itertuples()):
+            color = f"C{i % 10}"
+            ax.errorbar(
+                row.clean_accuracy,
+                row.robust_accuracy,
+                xerr=[
+                    [max(0.0, row.clean_accuracy - row.clean_ci_low)],
+                    [max(0.0, row.clean_ci_high - row.clean_accuracy)],
+                ],
+                yerr=[
+                    [max(0.0, row.robust_accuracy - row.robust_ci_low)],
+                    [max(0.0, row.robust_ci_high - row.robust_accuracy)],
+                ],
+                marker="o",
+                markerfacecolor=color if row.converged else "white",
+                color=color,
+                capsize=2,
+                label=f"{row.defense} ({row.policy})" + ("" if row.converged else ", not converged"),
+            )
+        ax.set_xlabel("clean accuracy")
+        ax.set_ylabel("robust accuracy, worst case over the suite")
+        ax.set_title(f"L-inf epsilon {epsilon:g}, n = {int(points['n'].max())} test images")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle("Which defence? Clean against robust accuracy (hollow: the attack has not converged)")
+    fig.tight_layout()
+    return fig
