@@ -176,7 +176,7 @@ def test_study_test_split_pairs_each_fixed_setting_with_defense_gan(tiny):
 
 
 def test_adversarial_training_adds_two_defences_whose_classifier_is_chosen_per_epsilon(tiny):
-    assert suite_paths.robustness_defenses(tiny, "fashion_mnist")[-4:-2] == [
+    assert suite_paths.robustness_defenses(tiny, "fashion_mnist")[-3:-1] == [
         "adversarial",
         "adversarial_cowboy",
     ]
@@ -205,19 +205,28 @@ def test_a_cleaning_method_per_robustness_defence():
 
 
 def test_each_variant_is_a_card_of_its_own_with_the_classifier_it_names(tiny):
-    assert suite_paths.robustness_defenses(tiny, "fashion_mnist")[-2:] == ["variant_encoder", "variant_rec"]
-    w = SimpleNamespace(dataset="fashion_mnist", defense="variant_rec", epsilon="0.3")
-    assert suite_paths.robustness_card(tiny, w) == "results/defense/fashion_mnist/variants/rec.safetensors"
+    assert suite_paths.robustness_defenses(tiny, "fashion_mnist")[-1] == "variant_enc-rec"
+    w = SimpleNamespace(dataset="fashion_mnist", defense="variant_enc-rec", epsilon="0.3")
+    assert (
+        suite_paths.robustness_card(tiny, w) == "results/defense/fashion_mnist/variants/enc-rec.safetensors"
+    )
     assert (
         suite_paths.robustness_classifier(tiny, w)
         == "results/models/fashion_mnist/classifier_rec.safetensors"
     )
     main = SimpleNamespace(dataset="fashion_mnist", defense="cowboy", epsilon="0.3")
     assert suite_paths.robustness_card(tiny, main) == "results/defense/fashion_mnist.safetensors"
-    encoder = SimpleNamespace(dataset="fashion_mnist", variant="encoder", setting="enc-gd")
-    assert suite_paths.variant_encoder(tiny, encoder) == ["results/models/fashion_mnist/encoder.safetensors"]
-    assert suite_paths.variant_encoder(tiny, SimpleNamespace(dataset="fashion_mnist", variant="rec")) == []
-    setting = suite_paths.variant_setting(tiny, encoder)
+    assert (
+        suite_paths.robustness_classifier(tiny, main) == "results/models/fashion_mnist/classifier.safetensors"
+    )
+    variant = SimpleNamespace(dataset="fashion_mnist", variant="enc-rec", setting="enc-gd")
+    assert suite_paths.variant_encoder(tiny, variant) == ["results/models/fashion_mnist/encoder.safetensors"]
+    prior = {**tiny, "variants": {**tiny["variants"], "cards": {"r": {"grid": {"gd": {"optimizer": "gd"}}}}}}
+    assert suite_paths.variant_encoder(prior, SimpleNamespace(dataset="fashion_mnist", variant="r")) == []
+    assert suite_paths.variant_classifier(
+        prior, SimpleNamespace(dataset="fashion_mnist", variant="r")
+    ).endswith("/classifier.safetensors")
+    setting = suite_paths.variant_setting(tiny, variant)
     assert setting["start"] == "encoder" and setting["method"] == "cowboy"
     assert setting["steps"] == tiny["cleaning"]["steps"]  # unnamed fields are the cleaning's
-    assert list(suite_paths.variant_settings(tiny, encoder)) == ["enc-gd"]
+    assert list(suite_paths.variant_settings(tiny, variant)) == ["enc-gd"]

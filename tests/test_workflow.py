@@ -221,7 +221,7 @@ def test_robustness_suite_tables_cover_every_defence_policy_and_the_convergence_
     worst = table[(table["attack"] == "worst_case") & (table["seed"] == "fixed")]
     cells = set(zip(worst["defense"], worst["policy"], strict=True))
     policies = ("clean-all", "detect-then-clean", "reject")
-    cleaned = ("cowboy", "defense_gan", "adversarial_cowboy", "variant_encoder", "variant_rec")
+    cleaned = ("cowboy", "defense_gan", "adversarial_cowboy", "variant_enc-rec")
     bare = {("none", "undefended"), ("adversarial", "undefended")}
     assert cells == bare | {(m, p) for m in cleaned for p in policies}
     assert (
