@@ -203,7 +203,7 @@ class Cowboy:
         value is the same bits as :meth:`clean`'s: the same chunks, z0 and steps."""
         n, steps = check_inputs(x.detach(), self.input_shape).shape[0], self.settings.steps
         kept = steps if last is None else min(last, steps)
-        with torch.set_grad_enabled(kept == steps):  # E(x)'s graph, when the whole descent is
+        with torch.set_grad_enabled(kept == steps):  # E(x) keeps a graph when every step is unrolled
             z0 = self.start_latents(x, seed)
         parts = [
             self._best_of_chunk(x[inputs], z0[rows], [steps], graph_from=steps - kept)
