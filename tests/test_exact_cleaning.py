@@ -228,3 +228,19 @@ def test_a_descent_keeps_no_graph_unless_asked():
     z0 = torch.ones(2, 3)
     run = descend(_scaled_quadratic(torch.ones(2), []), GD(lr=0.1), z0, torch.zeros(2, 1), steps=3)
     assert not run.snapshots[3].requires_grad
+
+
+def test_with_settings_changes_the_settings_and_keeps_everything_else(tiny_gan, images, tmp_path):
+    from cowboy_core.settings import SettingsError
+
+    path, card = saved_card(tmp_path, *tiny_gan, images, steps=3)
+    loaded = Cowboy.load(path)
+    loaded.threshold_power = 2.0
+    other = loaded.with_settings(lr=0.01, steps=2)
+    assert (other.settings.lr, other.settings.steps, other.settings.sigma) == (0.01, 2, loaded.settings.sigma)
+    assert other.sources == loaded.sources and other.execution is loaded.execution
+    assert (other.threshold, other.threshold_power, other.card) == (card.threshold, 2.0, loaded.card)
+    assert torch.equal(other.clean(images), Cowboy(*tiny_gan, other.settings).clean(images))
+    assert refusal(SettingsError, loaded.with_settings, lr=-1.0) == (
+        "changes.lr = -1.0 is out of range; it must be a finite number > 0"
+    )
