@@ -244,3 +244,14 @@ def test_with_settings_changes_the_settings_and_keeps_everything_else(tiny_gan, 
     assert refusal(SettingsError, loaded.with_settings, lr=-1.0) == (
         "changes.lr = -1.0 is out of range; it must be a finite number > 0"
     )
+
+
+def test_every_cleaning_entry_point_defaults_to_seed_0(tiny_gan, images):
+    from cowboy_core.settings import Settings
+
+    defense = Cowboy(*tiny_gan, Settings(steps=2))
+    seeded = defense.clean(images, seed=0)
+    assert not torch.equal(seeded, defense.clean(images, seed=1))  # the seed matters here
+    assert torch.equal(defense.clean(images), seeded)
+    assert torch.equal(defense.clean_detailed(images).images, seeded)
+    assert torch.equal(defense.clean_unrolled(images), seeded)
