@@ -85,7 +85,8 @@ class Cowboy:
             )
         self.device = torch.device(self.execution.device)
         # z0 in G's own dtype: float32 as trained, float64 for a finite-difference check.
-        self.dtype = next(generator.parameters()).dtype
+        weights = next(iter(generator.parameters()), None)
+        self.dtype = weights.dtype if weights is not None else torch.get_default_dtype()
         self.latent_dim = int(getattr(generator, "latent_dim", 0))
         if self.latent_dim < 1:
             raise ValueError("the generator needs a positive integer attribute 'latent_dim'")
