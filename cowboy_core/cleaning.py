@@ -25,9 +25,10 @@ from .card import CardError, read_card, save_card
 from .descent import Descent, Objective, descend
 from .detection import Calibration, calibrate_threshold, checked_threshold, scores_from_logits
 from .execution import Execution, pad_rows
+from .inputs import check_inputs, checked_encoder, pair_input_shape
 from .io import PathLike
 from .restarts import best_rows, check_latents, chunk_slices, expand_rows, initial_latents, most_steps
-from .settings import DEFAULT_SETTINGS, Method, Settings, Start, check_settings
+from .settings import DEFAULT_SETTINGS, Method, Settings, check_settings
 from .updates import rule_for
 
 
@@ -332,65 +333,3 @@ def objective_for(settings: Settings, generator: nn.Module, discriminator: nn.Mo
     d_weight = 0.0 if Method.parse(settings.method) is Method.DEFENSE_GAN else d_weight
     sigma = settings.sigma if settings.d_weight is None else 1.0
     return Objective(generator, discriminator, sigma=sigma, d_weight=d_weight)
-
-
-@torch.no_grad()
-def pair_input_shape(
-    generator: nn.Module,
-    discriminator: nn.Module,
-    latent_dim: int,
-    device: torch.device,
-    dtype: torch.dtype = torch.float32,
-) -> tuple[int, ...]:
-    """The shape of one input, as G makes it; a ValueError when D cannot score G's output."""
-    sample = generator(torch.zeros(2, latent_dim, device=device, dtype=dtype))
-    try:
-        logits = discriminator(sample)
-    except RuntimeError as err:
-        raise ValueError(
-            f"generator and discriminator do not match: D cannot take G's output of "
-            f"shape {tuple(sample.shape[1:])} ({err})"
-        ) from err
-    if logits.reshape(-1).shape[0] != 2:
-        raise ValueError(f"D must return one logit per input; got shape {tuple(logits.shape)}")
-    return tuple(sample.shape[1:])
-
-
-def checked_encoder(
-    encoder: nn.Module | None, settings: Settings, latent_dim: int, execution: Execution
-) -> nn.Module | None:
-    """The prepared encoder an encoder start needs (None for a prior start); a ValueError
-    when it is missing or maps to another latent size than G's."""
-    if settings.start != Start.ENCODER.value:
-        return None
-    if encoder is None:
-        raise ValueError("settings.start is 'encoder' but no encoder was given; pass encoder=E")
-    if int(getattr(encoder, "latent_dim", -1)) != latent_dim:
-        raise ValueError(
-            f"the encoder maps to {getattr(encoder, 'latent_dim', None)} latent dimensions; "
-            f"G takes {latent_dim}"
-        )
-    return execution.prepare(encoder)
-
-
-def check_inputs(x: Any, input_shape: tuple[int, ...]) -> torch.Tensor:
-    """``x`` if it is a finite float batch of ``input_shape`` in [-1, 1]; else a ValueError that
-    says how to fix it."""
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise ValueError(
-            f"inputs must be a floating-point torch.Tensor in [-1, 1], got dtype "
-            f"{getattr(x, 'dtype', type(x))}; rescale uint8 pixels with x.float() / 127.5 - 1"
-        )
-    if x.dim() != len(input_shape) + 1 or tuple(x.shape[1:]) != input_shape:
-        raise ValueError(
-            f"inputs must have shape (N, {', '.join(map(str, input_shape))}) to match "
-            f"the generator, got {tuple(x.shape)}"
-        )
-    if x.shape[0] == 0 or not torch.isfinite(x).all():
-        raise ValueError("inputs are empty or contain NaN or infinite values")
-    low, high = float(x.min()), float(x.max())
-    if x.dim() == 4 and (low < -1 - 1e-4 or high > 1 + 1e-4):  # images live in [-1, 1]
-        hint = " (they look like [0, 1] pixels: use 2 * x - 1)" if low >= 0 and high <= 1 else ""
-        hint = " (they look like [0, 255] pixels: use x / 127.5 - 1)" if high > 1.5 else hint
-        raise ValueError(f"inputs must lie in [-1, 1], got [{low:.3g}, {high:.3g}]{hint}")
-    return x
