@@ -12,14 +12,12 @@ reconstruction term, leaving only -log D. The baseline is therefore an explicit 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from .card import CardError, read_card, save_card
 from .descent import Descent, Objective, descend
@@ -182,15 +180,7 @@ class Cowboy:
         record = sorted({int(s) for s in record_at if 0 <= int(s) <= steps} | {steps})
         z0 = self.start_latents(x, seed) if latents is None else latents
         z0 = check_latents(z0, x.shape[0], r, self.latent_dim)
-        bar = tqdm(
-            total=x.shape[0],
-            desc=f"clean ({self.method.value})",
-            unit="input",
-            file=sys.stderr,
-            disable=not self.execution.progress,
-            mininterval=5.0,
-            ascii=True,
-        )
+        bar = self.execution.progress_bar(x.shape[0], f"clean ({self.method.value})")
         parts = []
         with torch.no_grad():
             for inputs, rows in chunk_slices(x.shape[0], self.execution.rows, r):
