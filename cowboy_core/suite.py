@@ -32,6 +32,7 @@ from .detection import checked_threshold
 from .diagnostics import surrogate_of
 
 UNDEFENDED = "undefended"  # the "policy" of the bare classifier
+EARLIER_RUN = "earlier_run"  # the worst case an earlier run left, where a doubled run starts
 DETECTING = (Policy.DETECT_THEN_CLEAN.value, Policy.REJECT.value)  # what the hinge can break
 CLEANING = (Policy.CLEAN_ALL.value, Policy.DETECT_THEN_CLEAN.value)  # what the cleaning attacks can
 
@@ -141,6 +142,24 @@ class Scoreboard:
                 if seed_kind == "fixed" and step.worst_case:
                     self.robust[policy][index] &= right
 
+    def start_from(self, broken: dict[str, np.ndarray]) -> None:
+        """Start with the images an earlier run broke, per policy at the fixed seed (a boolean
+        mask each), recorded as one worst-case row per image ("earlier_run")."""
+        for policy, mask in broken.items():
+            self.robust[policy] &= ~mask
+            self.rows.append(
+                pd.DataFrame(
+                    {
+                        "image": np.arange(self.n),
+                        "attack": EARLIER_RUN,
+                        "policy": policy,
+                        "seed": "fixed",
+                        "worst_case": True,
+                        "defended": (~mask).astype(float),
+                    }
+                )
+            )
+
     def summary(self) -> str:
         return ", ".join(f"{p} {robust.mean():.3f}" for p, robust in self.robust.items())
 
@@ -170,11 +189,18 @@ def run_suite(
     checks: bool = False,
     seed: int = 0,
     log: Any = print,
+    broken: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Every attack step on ``classifier`` behind ``defense`` (None: the bare classifier), in
     order, each on the images still defended. Rows: image, attack, policy, seed, worst_case,
-    defended (an image an attack did not run on has no row for it)."""
+    defended (an image an attack did not run on has no row for it).
+
+    ``broken`` (per policy, a mask of the images an earlier run broke at the fixed seed) starts
+    the board from that run, as AutoAttack runs each further attack on what is left: the
+    convergence check's doubled run then measures what twice the budget breaks beyond it."""
     board = Scoreboard(classifier, defense, y, seed=seed)
+    if broken is not None:
+        board.start_from(broken)
     attacks = Attacks(classifier, x, y, epsilon=epsilon, suite=suite, seed=seed)
     if defense is None:
         steps = attacks.undefended()

@@ -61,8 +61,16 @@ rule robustness:
         "../workflow_scripts/robustness.py"
 
 
-# The convergence check: the whole suite at twice every budget, on the first double_images.
+# The convergence check: the whole suite at twice every budget, on the first double_images,
+# starting from the main run's outcome there (as AutoAttack runs each further attack on what
+# is left): it measures what twice the budget breaks beyond the main run.
 use rule robustness as robustness_doubled with:
+    input:
+        data="results/data/{dataset}/eval.safetensors",
+        classifier=suite.robustness_classifier,
+        card=suite.robustness_card,
+        val_scores=paths.final_val_scores,
+        main="results/robustness/{dataset}/{defense}_eps{epsilon}.parquet",
     output:
         "results/robustness/{dataset}/{defense}_eps{epsilon}_x2.parquet",
     params:

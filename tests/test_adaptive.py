@@ -242,3 +242,32 @@ def test_suite_runs_every_attack_under_every_policy(setup, tiny_gan):
         classifier, None, x[:6], y[:6], epsilon=0.1, suite=suite, median_real_score=0.5, log=lambda *_: None
     )
     assert set(bare["policy"]) == {"undefended"}
+
+
+def test_a_doubled_run_starts_from_what_the_main_run_broke(setup):
+    """The convergence check's doubled run: images the main run broke stay broken (one
+    "earlier_run" row each), and the attacks that run on what is still defended skip them."""
+    import numpy as np
+
+    classifier, x, y = setup
+    suite = Suite(
+        steps=3, restarts=1, eot=1, square_images=2, square_queries=2, fresh_images=2, check_images=2
+    )
+    broken = {"undefended": np.array([True, True, False, False, False, False])}
+    rows = run_suite(
+        classifier, None, x[:6], y[:6], epsilon=0.02, suite=suite, median_real_score=0.5,
+        log=lambda *_: None, broken=broken,
+    ).assign(defense="none", epsilon=0.02)  # fmt: skip
+    earlier = rows[rows["attack"] == "earlier_run"]
+    assert earlier["defended"].tolist() == [0.0, 0.0, 1.0, 1.0, 1.0, 1.0] and earlier["worst_case"].all()
+    assert not set(rows[rows["attack"] == "apgd_dlr"]["image"]) & {0, 1}  # already broken: not attacked
+    from cowboy_pipeline.robustness import earlier_broken, worst_case
+
+    worst = worst_case(rows[rows["seed"] == "fixed"]).set_index("image")["defended"]
+    assert worst[[0, 1]].tolist() == [0.0, 0.0]  # the main run's breaks count in the doubled run
+    # What the doubled run reads back from a main run's rows, by dataset index.
+    main = rows.assign(image=rows["image"] + 100)
+    again = earlier_broken(main, np.arange(100, 106))["undefended"]
+    assert again.tolist() == (worst.sort_index().to_numpy() == 0).tolist()
+    with pytest.raises(ValueError, match="did not attack every image"):
+        earlier_broken(main, np.arange(100, 107))

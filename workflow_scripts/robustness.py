@@ -6,7 +6,7 @@ import pandas as pd
 from cowboy_core import Cowboy, Execution
 from cowboy_core.io import write_dataframe
 from cowboy_core.suite import Suite, run_suite
-from cowboy_pipeline.robustness import cleaning_method
+from cowboy_pipeline.robustness import cleaning_method, earlier_broken
 from cowboy_pipeline.runtime import LOG, load_checked, load_split, start_job
 
 device = start_job(snakemake)
@@ -21,6 +21,9 @@ defense = None
 method = cleaning_method(wc.defense)
 if method is not None:  # the deployed card, with or without the D term
     defense = Cowboy.load(snakemake.input.card, execution=Execution.from_env(device=device), method=method)
+# The doubled run starts where the main run left these images (broken stays broken).
+main_run = getattr(snakemake.input, "main", None)
+broken = earlier_broken(pd.read_parquet(main_run), index.numpy()) if main_run else None
 scores = pd.read_parquet(snakemake.input.val_scores)
 median_real = float(scores.loc[scores["source"] == "real", "d_score"].median())
 epsilon = float(wc.epsilon)
@@ -35,6 +38,7 @@ per_image = run_suite(
     checks=scale == 1 and abs(epsilon - cfg["check_epsilon"]) < 1e-9,
     seed=params.seed,
     log=LOG.info,
+    broken=broken,
 )
 per_image["image"] = index.numpy()[per_image["image"].to_numpy()]
 per_image = per_image.assign(dataset=wc.dataset, defense=wc.defense, epsilon=epsilon, budget=scale)

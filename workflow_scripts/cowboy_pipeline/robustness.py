@@ -25,6 +25,19 @@ def cleaning_method(defense: str) -> str | None:
     return defense.removeprefix("adversarial_")
 
 
+def earlier_broken(per_image: pd.DataFrame, images: np.ndarray) -> dict[str, np.ndarray]:
+    """Per policy, which of ``images`` (dataset indices, in the order attacked) an earlier run
+    of the suite broke at the fixed seed: the doubled run's starting board."""
+    worst = worst_case(per_image[per_image["seed"] == "fixed"])
+    out = {}
+    for policy, rows in worst.groupby("policy"):
+        defended = rows.set_index("image")["defended"].reindex(images)
+        if defended.isna().any():
+            raise ValueError(f"the earlier run did not attack every image the doubled run attacks ({policy})")
+        out[str(policy)] = defended.to_numpy() == 0.0
+    return out
+
+
 def worst_case(per_image: pd.DataFrame) -> pd.DataFrame:
     """Per defence, epsilon, policy, seed and image: defended only if every attack that counts
     toward the worst case left it defended (the minimum over attacks; an attack that did not
