@@ -17,7 +17,7 @@ rule train_adversarial:
     benchmark:
         "results/benchmarks/train_adversarial/{dataset}/{setting}.tsv"
     script:
-        "../workflow_scripts/train_adversarial.py"
+        "../workflow_scripts/train_classifier.py"
 
 
 rule adversarial_choice:
