@@ -2,6 +2,8 @@
 Cowboy.load, DefendedClassifier.load and the command line, with exit code 2 and one line
 naming the field, never a traceback or a defence silently switched off."""
 
+import copy
+import json
 import math
 
 import pytest
@@ -128,3 +130,21 @@ def test_cli_refuses_an_out_of_range_threshold(card, tmp_path, capsys):
         ]
     )
     assert code == 2 and "threshold" in capsys.readouterr().err
+
+
+def test_a_card_with_a_model_it_does_not_know_is_refused_by_name(card, tmp_path):
+    from safetensors import safe_open
+
+    from cowboy_core.card import read_card
+    from cowboy_core.io import load_models, save_models
+
+    models, _ = load_models(card)
+    with safe_open(str(card), framework="pt") as handle:
+        header = json.loads(handle.metadata()["defense"])
+    extra = tmp_path / "extra.safetensors"
+    save_models(extra, models | {"critic": copy.deepcopy(models["discriminator"])}, {"defense": header})
+    with pytest.raises(CardError) as caught:
+        read_card(extra)
+    assert str(caught.value) == (
+        f"{extra}: unknown model 'critic' in the card; a card holds discriminator, encoder, generator"
+    )

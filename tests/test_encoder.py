@@ -10,7 +10,7 @@ from cowboy_core.models import DCGANEncoder, freeze
 from cowboy_core.settings import Settings
 from cowboy_core.training import train_encoder
 
-from .conftest import tamper
+from .conftest import refusal, tamper
 
 
 @pytest.fixture
@@ -57,13 +57,28 @@ def test_a_card_carries_its_encoder_and_refuses_a_mismatch(tiny_gan, encoder, im
     loaded = Cowboy.load(tmp_path / "card.safetensors")
     assert loaded.settings.start == "encoder" and torch.equal(loaded.clean(images), defense.clean(images))
     prior = tamper(tmp_path / "card.safetensors", lambda card: card["settings"].update(start="prior"))
-    with pytest.raises(CardError, match="holds an encoder that its settings do not use"):
-        Cowboy.load(prior)
+    assert refusal(CardError, Cowboy.load, prior) == (
+        f"{prior}: the card holds an encoder that its settings do not use; set settings.start to 'encoder'"
+    )
     plain = Cowboy(*tiny_gan, Settings(steps=3), threshold=0.5)
     plain.save(tmp_path / "plain.safetensors")
     wants = tamper(tmp_path / "plain.safetensors", lambda card: card["settings"].update(start="encoder"))
-    with pytest.raises(CardError, match=r"settings.start is 'encoder' but the card holds no encoder"):
-        Cowboy.load(wants)
+    assert refusal(CardError, Cowboy.load, wants) == (
+        f"{wants}: settings.start is 'encoder' but the card holds no encoder; write it with its encoder"
+    )
+
+
+def test_an_unused_encoder_is_not_written_to_the_card(tiny_gan, encoder, images, tmp_path):
+    unused = Cowboy(*tiny_gan, Settings(steps=3), threshold=0.5, encoder=encoder)
+    unused.save(tmp_path / "card.safetensors")  # a card holding E would need start 'encoder'
+    assert Cowboy.load(tmp_path / "card.safetensors").encoder is None
+
+
+def test_changed_settings_keep_the_encoder_start(tiny_gan, encoder, images):
+    defense = _defense(tiny_gan, encoder)
+    longer = defense.with_settings(steps=5)
+    assert longer.encoder is not None and longer.settings.steps == 5
+    assert torch.equal(longer.clean(images), _defense(tiny_gan, encoder, steps=5).clean(images))
 
 
 def test_an_encoder_start_needs_an_encoder_of_gs_latent_size(tiny_gan, images):

@@ -1,22 +1,14 @@
 """A variant's defence card (issue 22): G, D, for an encoder start E, the threshold the main
 card calibrates, and the setting the chooser picked from the variant's grid."""
 
-import sys
-
 from cowboy_core import Cowboy, Execution
 from cowboy_core.io import load_models
 from cowboy_core.settings import Settings
-from cowboy_pipeline.cards import NoStableSetting, calibrate, chosen_row, save_chosen_card
-from cowboy_pipeline.runtime import load_checked, load_split, start_job
+from cowboy_pipeline.cards import calibrate, gan_and_choice, save_chosen_card
+from cowboy_pipeline.runtime import start_job
 
 device = start_job(snakemake)
-_, _, _, meta = load_split(snakemake.input.data, "val")
-generator, discriminator = load_checked(snakemake.input.gan, meta, device, "generator", "discriminator")
-try:
-    chosen = chosen_row(snakemake.input.choice)
-except NoStableSetting as err:
-    sys.stderr.write(f"cowboy: {err}\n")
-    sys.exit(2)
+generator, discriminator, chosen = gan_and_choice(snakemake.input, device)
 settings = Settings(**snakemake.params.settings[str(chosen["setting"])])
 encoder = (
     load_models(snakemake.input.encoder[0], device=device)[0]["encoder"] if snakemake.input.encoder else None

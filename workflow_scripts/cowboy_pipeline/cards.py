@@ -4,13 +4,16 @@ why none was chosen), the threshold calibrated on validation, and the provenance
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import pandas as pd
+from torch import nn
 
 from cowboy_core import Cowboy
 from cowboy_core.detection import Calibration
 
+from .runtime import load_checked, load_split
 from .tables import validation_calibration
 
 
@@ -28,6 +31,18 @@ def chosen_row(choice: str) -> pd.Series:
             "add stable settings to the grid or relax card.max_flip_rate"
         )
     return winner.iloc[0]
+
+
+def gan_and_choice(inputs: Any, device: Any) -> tuple[nn.Module, nn.Module, pd.Series]:
+    """G and D, checked against the data they were trained on, and the chooser's row; exit 2
+    with the chooser's reason when it chose nothing."""
+    _, _, _, meta = load_split(inputs.data, "val")
+    generator, discriminator = load_checked(inputs.gan, meta, device, "generator", "discriminator")
+    try:
+        return generator, discriminator, chosen_row(inputs.choice)
+    except NoStableSetting as err:
+        sys.stderr.write(f"cowboy: {err}\n")
+        sys.exit(2)
 
 
 def calibrate(val_scores: str, detection: dict[str, Any]) -> Calibration:
