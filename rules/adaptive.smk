@@ -61,21 +61,45 @@ rule robustness:
         "../workflow_scripts/robustness.py"
 
 
-# The convergence check: the whole suite at twice every budget, on the first double_images,
-# starting from the main run's outcome there (as AutoAttack runs each further attack on what
-# is left): it measures what twice the budget breaks beyond the main run.
+# A main run above the listed budget (robustness.scale = s > 1) climbs there: the suite at
+# s times every budget on all the images, starting from what the run at s / 2 broke (as
+# AutoAttack runs each further attack on what is left). Raising scale after a failed
+# convergence check therefore reruns nothing below it.
+use rule robustness as robustness_scaled with:
+    input:
+        data="results/data/{dataset}/eval.safetensors",
+        classifier=suite.robustness_classifier,
+        card=suite.robustness_card,
+        val_scores=paths.final_val_scores,
+        main=suite.robustness_half_scale_run,
+    output:
+        "results/robustness/{dataset}/{defense}_eps{epsilon}_s{scale}.parquet",
+    params:
+        robustness=suite.robustness_params(),
+        scale=lambda wildcards: int(wildcards.scale),
+        all_images=True,
+        seed=SEED,
+    log:
+        "results/logs/robustness/{dataset}/{defense}_eps{epsilon}_s{scale}.log",
+    benchmark:
+        "results/benchmarks/robustness/{dataset}/{defense}_eps{epsilon}_s{scale}.tsv"
+
+
+# The convergence check: the whole suite at twice the main run's budget, on the first
+# double_images, starting from the main run's outcome there: it measures what twice the
+# budget breaks beyond the main run.
 use rule robustness as robustness_doubled with:
     input:
         data="results/data/{dataset}/eval.safetensors",
         classifier=suite.robustness_classifier,
         card=suite.robustness_card,
         val_scores=paths.final_val_scores,
-        main="results/robustness/{dataset}/{defense}_eps{epsilon}.parquet",
+        main=suite.robustness_main_run,
     output:
         "results/robustness/{dataset}/{defense}_eps{epsilon}_x2.parquet",
     params:
         robustness=suite.robustness_params(),
-        scale=2,
+        scale=suite.robustness_check_scale(),
         seed=SEED,
     log:
         "results/logs/robustness/{dataset}/{defense}_eps{epsilon}_x2.log",

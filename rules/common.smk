@@ -42,6 +42,7 @@ wildcard_constraints:
     variant=r"[A-Za-z0-9-]+",
     method="|".join(Method),
     epsilon=r"[0-9.]+(e[+-]?[0-9]+)?",
+    scale=r"\d+",
     sigma=r"[0-9.e+-]+",
     run_steps=r"\d+",
     ckpt=r"\d+",

@@ -56,6 +56,8 @@ def test_convergence_compares_the_same_images_and_fails_when_the_number_moves():
     stronger = convergence_table(main, _per_image([0.0] * 40 + [1.0] * 160, range(200)))
     row = stronger.iloc[0]
     assert row["moved"] == -0.2 and not row["converged"] and row["worst_case_main"] == 1.0
+    climbed = convergence_table(main.assign(budget=2), _per_image([1.0] * 200, range(200)).assign(budget=4))
+    assert climbed[["budget_main", "budget_doubled"]].values.tolist() == [[2, 4]]
 
 
 def test_doubling_scales_every_budget_and_no_image_count():

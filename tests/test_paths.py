@@ -111,6 +111,21 @@ def test_robustness_params_leave_out_the_epsilons_so_adding_one_reruns_nothing(t
     assert all(f.endswith("_x2.parquet") for f in suite_paths.robustness_files(tiny, doubled=True))
 
 
+def test_a_main_run_above_scale_1_climbs_from_the_run_below_it_and_reruns_none(tiny):
+    climbed = copy.deepcopy(tiny)
+    climbed["robustness"]["scale"] = 4
+    assert suite_paths.robustness_params(climbed) == suite_paths.robustness_params(tiny)
+    assert all(f.endswith("_s4.parquet") for f in suite_paths.robustness_files(climbed))
+    assert all(f.endswith("_x2.parquet") for f in suite_paths.robustness_files(climbed, doubled=True))
+    run = SimpleNamespace(dataset="fashion_mnist", defense="cowboy", epsilon="0.1", scale="4")
+    assert suite_paths.robustness_half_scale_run(climbed, run).endswith("/cowboy_eps0.1_s2.parquet")
+    run.scale = "2"
+    assert suite_paths.robustness_half_scale_run(climbed, run).endswith("/cowboy_eps0.1.parquet")
+    assert suite_paths.robustness_main_run(climbed, run).endswith("/cowboy_eps0.1_s4.parquet")
+    assert suite_paths.robustness_main_run(tiny, run).endswith("/cowboy_eps0.1.parquet")
+    assert (suite_paths.robustness_check_scale(tiny), suite_paths.robustness_check_scale(climbed)) == (2, 8)
+
+
 def test_card_grid_setting_fills_unnamed_fields_from_the_cleaning_section(tiny):
     name = next(iter(tiny["card"]["grid"]))
     setting = paths.card_grid_setting(tiny, SimpleNamespace(setting=name))

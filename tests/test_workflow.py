@@ -247,3 +247,17 @@ def test_robustness_suite_tables_cover_every_defence_policy_and_the_convergence_
         (m, s) for m in ("cowboy", "defense_gan") for s in ("card", "paper")
     }
     assert chaos["prediction_flip_rate_perturbed"].between(0, 1).all()
+
+
+def test_climbing_the_suites_scale_reruns_no_run_below_it(tiny_run: Path):
+    """After a failed convergence check a user raises robustness.scale: the suite climbs from
+    the runs already there (one new main run and one check per defence and epsilon)."""
+    config = yaml.safe_load((tiny_run / "config.yaml").read_text())
+    config["robustness"]["scale"] = 2
+    climbed = tiny_run / "climbed.yaml"
+    climbed.write_text(yaml.safe_dump(config))
+    counts = job_counts(run_snakemake(tiny_run, "-n", "--cores", "2", "--configfile", str(climbed)).stdout)
+    runs = (tiny_run / "results" / "robustness").glob("*/*_eps*.parquet")
+    main_runs = len([run for run in runs if not run.stem.endswith("_x2")])
+    assert main_runs > 0 and counts.get("robustness_scaled") == counts.get("robustness_doubled") == main_runs
+    assert not {"robustness", "clean", "attack", "train_gan", "defense_card"} & set(counts)

@@ -11,8 +11,10 @@ from cowboy_pipeline.runtime import LOG, load_checked, load_split, start_job
 
 device = start_job(snakemake)
 wc, params = snakemake.wildcards, snakemake.params
-cfg, scale = params.robustness, params.scale  # scale 2: the convergence check's doubled run
-size = cfg["size"] if scale == 1 else min(cfg["double_images"], cfg["size"])
+cfg, scale = params.robustness, params.scale  # budgets x scale
+# A main run (scale 1, or one climbed above it) attacks every image; the check, double_images.
+main_run = scale == 1 or getattr(params, "all_images", False)
+size = cfg["size"] if main_run else min(cfg["double_images"], cfg["size"])
 images, labels, index, meta = load_split(snakemake.input.data, "test")
 images, labels, index = images[:size].to(device), labels[:size].to(device), index[:size]
 (classifier,) = load_checked(snakemake.input.classifier, meta, device, "classifier")
@@ -21,9 +23,9 @@ defense = None
 method = cleaning_method(wc.defense)
 if method is not None:  # the deployed card, with or without the D term
     defense = Cowboy.load(snakemake.input.card, execution=Execution.from_env(device=device), method=method)
-# The doubled run starts where the main run left these images (broken stays broken).
-main_run = getattr(snakemake.input, "main", None)
-broken = earlier_broken(pd.read_parquet(main_run), index.numpy()) if main_run else None
+# A run above scale 1 starts where the run below it left these images (broken stays broken).
+earlier_run = getattr(snakemake.input, "main", None)
+broken = earlier_broken(pd.read_parquet(earlier_run), index.numpy()) if earlier_run else None
 scores = pd.read_parquet(snakemake.input.val_scores)
 median_real = float(scores.loc[scores["source"] == "real", "d_score"].median())
 epsilon = float(wc.epsilon)
@@ -35,7 +37,7 @@ per_image = run_suite(
     epsilon=epsilon,
     suite=Suite(**{key: cfg[key] for key in Suite.__dataclass_fields__}).scaled(scale),
     median_real_score=median_real,
-    checks=scale == 1 and abs(epsilon - cfg["check_epsilon"]) < 1e-9,
+    checks=main_run and abs(epsilon - cfg["check_epsilon"]) < 1e-9,
     seed=params.seed,
     log=LOG.info,
     broken=broken,

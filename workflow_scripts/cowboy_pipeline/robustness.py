@@ -190,6 +190,14 @@ def operating_curve(
     return pd.DataFrame(rows)
 
 
+def _budgets(per_image: pd.DataFrame, keys: list[str]) -> dict[tuple[Any, ...], int]:
+    """Each cell's budget, in multiples of the config's (the "budget" column the suite job
+    writes; 1 where a table has none)."""
+    if "budget" not in per_image.columns:
+        return {}
+    return {tuple(k): int(v) for k, v in per_image.groupby(keys)["budget"].max().items()}
+
+
 def convergence_table(
     main: pd.DataFrame, doubled: pd.DataFrame, *, tolerance: float = 0.01, resamples: int = 2000
 ) -> pd.DataFrame:
@@ -201,6 +209,7 @@ def convergence_table(
     first = worst_case(main[main["seed"] == "fixed"])
     second = worst_case(doubled[doubled["seed"] == "fixed"])
     both = first.merge(second, on=[*keys, "seed", "image"], suffixes=("_main", "_doubled"))
+    budgets = {name: _budgets(frame, keys) for name, frame in (("main", main), ("doubled", doubled))}
     rng = np.random.default_rng(0)
     rows = []
     for key, group in both.groupby(keys, sort=True):
@@ -212,6 +221,7 @@ def convergence_table(
             dict(zip(keys, key, strict=True))
             | {
                 "n": int(diff.size),
+                **{f"budget_{name}": budget.get(key, 1) for name, budget in budgets.items()},
                 "worst_case_main": float(group["defended_main"].mean()),
                 "worst_case_doubled": float(group["defended_doubled"].mean()),
                 "moved": moved,

@@ -31,13 +31,35 @@ VARIANT_PREFIX = "variant_"  # robustness defence "variant_encoder": the card of
 
 
 def robustness_files(config: Config, doubled: bool = False) -> list[str]:
-    robustness, suffix = config["robustness"], "_x2" if doubled else ""
+    """The main run of every defence and epsilon, or (``doubled``) its convergence check."""
+    robustness = config["robustness"]
     return [
-        f"results/robustness/{ds}/{defense}_eps{format_number(eps)}{suffix}.parquet"
+        _run_path(ds, defense, format_number(eps), "x2" if doubled else robustness["scale"])
         for ds in robustness["datasets"]
         for defense in robustness_defenses(config, ds)
         for eps in robustness["epsilons"]
     ]
+
+
+def _run_path(dataset: str, defense: str, epsilon: str, scale: int | str) -> str:
+    """Scale 1 (the listed budget) has no suffix; "_s{scale}" a main run climbed above it;
+    "_x2" the convergence check at twice the main run's budget."""
+    suffix = "" if scale == 1 else f"_{scale}" if scale == "x2" else f"_s{scale}"
+    return f"results/robustness/{dataset}/{defense}_eps{epsilon}{suffix}.parquet"
+
+
+def robustness_main_run(config: Config, wildcards: Any) -> str:
+    """The main run the convergence check starts from (at robustness.scale)."""
+    return _run_path(wildcards.dataset, wildcards.defense, wildcards.epsilon, config["robustness"]["scale"])
+
+
+def robustness_half_scale_run(config: Config, wildcards: Any) -> str:
+    """A run at scale s > 1 starts from the run at s / 2 on the same (all) images."""
+    return _run_path(wildcards.dataset, wildcards.defense, wildcards.epsilon, int(wildcards.scale) // 2)
+
+
+def robustness_check_scale(config: Config) -> int:
+    return 2 * int(config["robustness"]["scale"])
 
 
 def robustness_classifier(config: Config, wildcards: Any) -> str:
@@ -135,8 +157,10 @@ def adversarial_setting(config: Config, wildcards: Any) -> dict[str, Any]:
 
 def robustness_params(config: Config) -> dict[str, Any]:
     """What one suite job computes with: not the list of epsilons or datasets (a wildcard
-    each), so that adding an epsilon reruns nothing already attacked."""
-    return canonical({k: v for k, v in config["robustness"].items() if k not in ("epsilons", "datasets")})
+    each), so that adding an epsilon reruns nothing already attacked; not the main run's scale,
+    so that climbing it reruns no run below it."""
+    ignored = ("epsilons", "datasets", "scale")  # scale: a params entry of its own in each rule
+    return canonical({k: v for k, v in config["robustness"].items() if k not in ignored})
 
 
 def chaos_files(config: Config) -> list[str]:
