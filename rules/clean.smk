@@ -21,3 +21,27 @@ rule clean:
         "results/benchmarks/clean/{dataset}/{split}/{attack}/{method}_sigma{sigma}_run{run_steps}_ckpt{ckpt}.tsv"
     script:
         "../workflow_scripts/clean.py"
+
+
+
+# Tables 1-2 again at the deployed card's settings (chosen on validation by card_choice),
+# beside the paper's protocol above: the same attacked test images and z0, every attack in
+# one process (the card fixes sigma and the steps, so no wildcard varies them).
+rule clean_card:
+    input:
+        data="results/data/{dataset}/eval.safetensors",
+        classifier="results/models/{dataset}/classifier.safetensors",
+        card="results/defense/{dataset}.safetensors",
+        adversarial=paths.card_attack_files,
+    output:
+        "results/clean_card/{dataset}/{method}.parquet",
+    params:
+        attacks=lambda wildcards: paths.attacks_of(wildcards.dataset),
+        ckpt=lambda wildcards: paths.final_ckpt(wildcards.dataset),
+        seed=SEED,
+    log:
+        "results/logs/clean_card/{dataset}/{method}.log",
+    benchmark:
+        "results/benchmarks/clean_card/{dataset}/{method}.tsv"
+    script:
+        "../workflow_scripts/clean_card.py"

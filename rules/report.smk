@@ -18,6 +18,7 @@ localrules:
 rule tables:
     input:
         clean=paths.table_clean_files(),
+        card_clean=paths.card_table_clean_files(),
         sweep=paths.sweep_clean_files(),
         test_scores=paths.score_files("test"),
         val_scores=paths.score_files("val"),

@@ -12,8 +12,8 @@ from cowboy_core.diagnostics import chaos_report, gradient_report, largest_curva
 from cowboy_core.models import Classifier, freeze
 from cowboy_core.settings import Settings
 from cowboy_pipeline.discriminator_study import choose_setting
-from cowboy_pipeline.report import markdown_report
-from cowboy_pipeline.tables import accuracy_long, table1, table2
+from cowboy_pipeline.report import comparison_table, markdown_report
+from cowboy_pipeline.tables import accuracy_long, card_accuracy, table1, table2
 
 
 def test_mixed_stream_attacks_exactly_a_seeded_half_and_keeps_every_image_once():
@@ -102,18 +102,41 @@ def test_tables_1_and_2_hold_the_accuracies_of_each_quantity():
     assert accuracy_long(clean, sigma=0.5, steps=25).empty  # another sigma's rows are not these
 
 
-def test_markdown_report_puts_each_measured_number_beside_the_papers():
-    clean = _cleaned_rows({"cowboy": [True, True, False, True], "defense_gan": [True, False, False, True]})
-    accuracy = accuracy_long(clean, sigma=1.0, steps=25)
-    detection = pd.DataFrame(
+def test_the_cards_settings_sit_beside_the_papers_protocol_in_tables_1_and_2():
+    paper = accuracy_long(
+        _cleaned_rows({"cowboy": [True] * 4, "defense_gan": [False] * 4}), sigma=1.0, steps=25
+    )
+    card_rows = _cleaned_rows({"cowboy_card": [True, False, False, False], "defense_gan_card": [True] * 4})
+    card = card_accuracy(card_rows.assign(steps=50))  # the card's own step count, whatever it is
+    assert card.set_index("quantity")["accuracy"].to_dict() == {"cowboy_card": 0.25, "defense_gan_card": 1.0}
+    accuracy = pd.concat([paper, card])
+    assert table1(accuracy, ["fashion_mnist"]).iloc[0].tolist() == ["fgsm", 1.0, 0.25, 1.0, 0.25]
+    assert table2(accuracy, ["fashion_mnist"]).iloc[0].tolist() == ["fgsm", 0.0, 1.0, 1.0, 0.25]
+    row = comparison_table(accuracy, "fashion_mnist").iloc[0]
+    assert (row["cowboy"], row["cowboy_card"], row["defense_gan_card"]) == (1.0, 0.25, 1.0)
+    text = markdown_report("fashion_mnist", accuracy, _detection(), _sweep(), None, {"fgsm": 0.15}, None)
+    fgsm = next(line for line in text.splitlines() if line.startswith("| fgsm | 0.15 |"))
+    assert fgsm.endswith("| 0.250 [0.046, 0.699] | 1.000 [0.510, 1.000] |")
+
+
+def _detection() -> pd.DataFrame:
+    return pd.DataFrame(
         [{"dataset": "fashion_mnist", "attack": "fgsm", "threshold": 0.4, "roc_auc": 0.9, "tpr_at_5fpr": 0.5,
           "detection_rate": 0.6, "false_alarm_rate": 0.05}]
     )  # fmt: skip
-    sweep = pd.DataFrame(
+
+
+def _sweep() -> pd.DataFrame:
+    return pd.DataFrame(
         [{"dataset": "fashion_mnist", "attack": "fgsm", "method": "cowboy", "sigma": 1.0, "steps": 25,
           "accuracy": 0.7, "ci_low": 0.6, "ci_high": 0.8}]
     )  # fmt: skip
-    text = markdown_report("fashion_mnist", accuracy, detection, sweep, None, {"fgsm": 0.15}, None)
+
+
+def test_markdown_report_puts_each_measured_number_beside_the_papers():
+    clean = _cleaned_rows({"cowboy": [True, True, False, True], "defense_gan": [True, False, False, True]})
+    accuracy = accuracy_long(clean, sigma=1.0, steps=25)
+    text = markdown_report("fashion_mnist", accuracy, _detection(), _sweep(), None, {"fgsm": 0.15}, None)
     row = next(line for line in text.splitlines() if line.startswith("| fgsm | 0.15 |"))
     assert "0.750 [" in row and "(0.44)" in row and "0.500 [" in row  # cowboy, the paper's, Defense-GAN
     assert "| fgsm | 0.400 | 0.900 | 0.500 | 0.600 | 0.050 |" in text

@@ -1,16 +1,15 @@
-"""Clean one attack's images with cowboy or Defense-GAN; classify; write per-sample rows."""
+"""Clean one attack's images with cowboy or Defense-GAN at the paper's protocol (the cleaning
+section's settings; sigma and steps from the wildcards); classify; write per-sample rows."""
 
 from cowboy_core import Cowboy, Execution
-from cowboy_core.io import load_tensors, save_tensors, write_dataframe
+from cowboy_core.io import save_tensors, write_dataframe
 from cowboy_core.settings import Settings
+from cowboy_pipeline.cleaning_rows import clean_attack
 from cowboy_pipeline.runtime import LOG, load_checked, load_split, stable_offset, start_job
-from cowboy_pipeline.statistics import per_sample_rows
 
 wc, params = snakemake.wildcards, snakemake.params
 device = start_job(snakemake, seed_offset=stable_offset(wc.dataset, wc.split, wc.attack))
 images, labels, index, meta = load_split(snakemake.input.data, wc.split)
-attack_tensors, attack_meta = load_tensors(snakemake.input.adversarial)
-adversarial = attack_tensors["adversarial"]
 (classifier,) = load_checked(snakemake.input.classifier, meta, device, "classifier")
 generator, discriminator = load_checked(snakemake.input.gan, meta, device, "generator", "discriminator")
 defense = Cowboy(
@@ -20,23 +19,19 @@ defense = Cowboy(
     execution=Execution.from_env(device=device, progress=True),
 )
 LOG.info("cleaning %s with %s", wc.attack, defense.settings)
-# The same z0 for every method and attack: Table 2 compares the methods on paired starts.
-result = defense.clean_detailed(adversarial, seed=params.seed, record_at=params.record_steps)
-rows = per_sample_rows(
+rows, adversarial, result = clean_attack(
     defense,
     classifier,
-    images,
-    adversarial,
-    labels,
-    result,
+    (images, labels, index),
+    snakemake.input.adversarial,
+    seed=params.seed,
+    record_steps=params.record_steps,
     dataset=wc.dataset,
     split=wc.split,
     attack=wc.attack,
-    epsilon=float(attack_meta["epsilon"]),
     method=wc.method,
     sigma=float(wc.sigma),
     ckpt=int(wc.ckpt),
-    index=index.numpy(),
 )
 n = params.grid_images
 grid = {"original": images[:n], "adversarial": adversarial[:n], "cleaned": result.images[:n]}

@@ -111,6 +111,23 @@ def table_clean_files(config: Config) -> list[str]:
     ]
 
 
+def card_table_clean_files(config: Config) -> list[str]:
+    """Tables 1-2 at the deployed card's settings: one file per dataset and method."""
+    return [
+        f"results/clean_card/{ds}/{method}.parquet"
+        for ds in config["datasets"]
+        for method in config["cleaning"]["methods"]
+    ]
+
+
+def card_attack_files(config: Config, wildcards: Any) -> list[str]:
+    """Every attack's test images, in attacks_of's order (clean_card's params.attacks)."""
+    return [
+        f"results/attacks/{wildcards.dataset}/test/{a}.safetensors"
+        for a in attacks_of(config, wildcards.dataset)
+    ]
+
+
 def sweep_clean_files(config: Config) -> list[str]:
     """The sigma sweep, on the validation split only (hyperparameters are chosen there)."""
     cleaning, sweep = config["cleaning"], config["sweep"]
