@@ -43,11 +43,9 @@ def checked_encoder(
         return None
     if encoder is None:
         raise ValueError("settings.start is 'encoder' but no encoder was given; pass encoder=E")
-    if int(getattr(encoder, "latent_dim", -1)) != latent_dim:
-        raise ValueError(
-            f"the encoder maps to {getattr(encoder, 'latent_dim', None)} latent dimensions; "
-            f"G takes {latent_dim}"
-        )
+    encoder_dim = getattr(encoder, "latent_dim", None)
+    if encoder_dim is None or int(encoder_dim) != latent_dim:
+        raise ValueError(f"the encoder maps to {encoder_dim} latent dimensions; G takes {latent_dim}")
     return execution.prepare(encoder)
 
 
@@ -68,7 +66,7 @@ def check_inputs(x: Any, input_shape: tuple[int, ...]) -> torch.Tensor:
         raise ValueError("inputs are empty or contain NaN or infinite values")
     low, high = float(x.min()), float(x.max())
     if x.dim() == 4 and (low < -1 - 1e-4 or high > 1 + 1e-4):  # images live in [-1, 1]
-        hint = " (they look like [0, 1] pixels: use 2 * x - 1)" if low >= 0 and high <= 1 else ""
-        hint = " (they look like [0, 255] pixels: use x / 127.5 - 1)" if high > 1.5 else hint
+        # [0, 1] pixels pass this check unseen (they lie inside [-1, 1]); [0, 255] ones do not.
+        hint = " (they look like [0, 255] pixels: use x / 127.5 - 1)" if high > 1.5 else ""
         raise ValueError(f"inputs must lie in [-1, 1], got [{low:.3g}, {high:.3g}]{hint}")
     return x

@@ -33,8 +33,12 @@ def test_tables_detection_and_all_figures(tiny_run: Path):
     table1 = pd.read_csv(results / "table1.csv")
     table2 = pd.read_csv(results / "table2.csv")
     assert table1["attack"].tolist() == ["fgsm", "pgd", "bim", "mim", "vam"]
-    assert list(table1.columns[1:]) == [f"fashion_mnist/{q}" for q in ("original", "adversarial", "clean")]
-    assert list(table2.columns[1:]) == ["fashion_mnist/defense_gan", "fashion_mnist/cowboy"]
+    quantities = ("original", "adversarial", "clean", "clean_card")
+    assert list(table1.columns[1:]) == [f"fashion_mnist/{q}" for q in quantities]
+    methods = ("defense_gan", "cowboy", "defense_gan_card", "cowboy_card")
+    assert list(table2.columns[1:]) == [f"fashion_mnist/{m}" for m in methods]
+    # Table 1's card column is Table 2's cowboy at the card: one cleaning, two tables.
+    assert table1["fashion_mnist/clean_card"].tolist() == table2["fashion_mnist/cowboy_card"].tolist()
     for table in (table1, table2):
         values = table.drop(columns="attack").to_numpy()
         assert values.size and ((values >= 0) & (values <= 1)).all()
