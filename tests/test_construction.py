@@ -6,6 +6,7 @@ from torch import nn
 
 from cowboy_core import Cowboy
 from cowboy_core.card import read_card
+from cowboy_core.cleaning import objective_for
 from cowboy_core.descent import EARLY_STOP_EVERY, Objective, descend
 from cowboy_core.execution import Execution
 from cowboy_core.settings import Settings
@@ -82,6 +83,9 @@ def test_the_progress_bar_counts_inputs_under_the_method_s_name(tiny_gan, images
     monkeypatch.setattr(Execution, "progress_bar", lambda self, total, label: Bar(total, label))
     Cowboy(*tiny_gan, Settings(steps=1, method="defense_gan")).clean(images[:5])
     assert bars == [{"total": 5, "label": "clean (defense_gan)", "done": 5, "closed": True}]
+    # In chunks of 2 rows the bar advances by each chunk's own size: 2 + 2 + 1.
+    Cowboy(*tiny_gan, Settings(steps=1), execution=Execution(batch_size=2)).clean(images[:5])
+    assert bars[-1] == {"total": 5, "label": "clean (cowboy)", "done": 5, "closed": True}
 
 
 def test_objective_defaults_to_the_paper_sigma_1_with_the_d_term(tiny_gan):
@@ -91,6 +95,28 @@ def test_objective_defaults_to_the_paper_sigma_1_with_the_d_term(tiny_gan):
     default, _ = Objective(generator, discriminator)(z, x)
     assert torch.equal(default, explicit)
     assert not torch.equal(Objective(generator, discriminator, sigma=2.0)(z, x)[0], explicit)
+
+
+def test_d_weight_replaces_sigma(tiny_gan):
+    # With d_weight set, the objective is 1/2 ||G(z)-x||^2 + d_weight (-log D): sigma is folded in.
+    z, x = torch.randn(3, 8), torch.rand(3, 1, 28, 28) * 2 - 1
+    folded = objective_for(Settings(sigma=2.0, d_weight=0.5), *tiny_gan)
+    assert torch.equal(folded(z, x)[0], Objective(*tiny_gan, sigma=1.0, d_weight=0.5)(z, x)[0])
+
+
+def test_a_stopped_row_stays_where_it_stopped():
+    def slow_and_fast(z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # Row 0 (x = 1) creeps down a gentle slope far above 0: too little relative progress.
+        return x[:, 0] * (1000 + 1e-3 * z[:, 0]) + (1 - x[:, 0]) * z[:, 0].square(), z
+
+    stop = 2 * EARLY_STOP_EVERY
+    run = descend(
+        slow_and_fast, GD(lr=0.01), torch.ones(2, 1), torch.tensor([[1.0], [0.0]]),
+        steps=4 * EARLY_STOP_EVERY, record=[0, stop], early_stop_tol=1e-3,
+    )  # fmt: skip
+    assert run.steps_run.tolist() == [stop, 4 * EARLY_STOP_EVERY]
+    assert run.snapshots[stop][0] < run.snapshots[0][0]  # it moved before it stopped ...
+    assert torch.equal(run.snapshots[4 * EARLY_STOP_EVERY][0], run.snapshots[stop][0])  # ... not after
 
 
 def test_a_row_at_its_minimum_stops_even_at_zero_tolerance():
