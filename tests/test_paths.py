@@ -18,7 +18,7 @@ SCHEMA = load_schema(REPO / "config" / "schema.yaml")
 
 def checked(name):
     config = yaml.safe_load((REPO / "config" / name).read_text())
-    if "reproduce" in name or "study" in name:  # these extend the default config, as on the command line
+    if "reproduce" in name or "study" in name or "full" in name:  # these extend the default config, as on the command line
         base = yaml.safe_load((REPO / "config" / "quick.yaml").read_text())
         config = _merged(base, config)
     return validate_config(config, copy.deepcopy(SCHEMA))
@@ -152,6 +152,16 @@ def test_published_copies_follow_the_studies_the_config_runs(tiny):
     assert paths.published_copies(tiny) == []  # no reproduction section
     study = checked("discriminator-study-fmnist.yaml")
     assert any(c.endswith("discriminator_study.csv") for c in paths.published_copies(study))
+
+
+def test_the_full_test_set_config_differs_from_the_reproduction_only_in_its_test_set():
+    full, reproduce = checked("full-fmnist.yaml"), checked("reproduce-fmnist.yaml")
+    assert full["datasets"]["fashion_mnist"].pop("test_size") is None  # all 10,000
+    assert reproduce["datasets"]["fashion_mnist"].pop("test_size") == 1000
+    for section in ("seed", "datasets", "cleaning", "card", "detection", "sweep"):
+        assert full[section] == reproduce[section], section  # the same models, attacks and card
+    assert full["reproduction"]["output_dir"] != reproduce["reproduction"]["output_dir"]
+    assert not full["robustness"]["datasets"] and not full["variants"]["datasets"]
 
 
 def test_study_gans_and_their_chains(tiny):
