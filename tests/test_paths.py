@@ -18,7 +18,8 @@ SCHEMA = load_schema(REPO / "config" / "schema.yaml")
 
 def checked(name):
     config = yaml.safe_load((REPO / "config" / name).read_text())
-    if "reproduce" in name or "study" in name or "full" in name:  # these extend the default config, as on the command line
+    # These extend the default config, as on the command line.
+    if "reproduce" in name or "study" in name or "full" in name:
         base = yaml.safe_load((REPO / "config" / "quick.yaml").read_text())
         config = _merged(base, config)
     return validate_config(config, copy.deepcopy(SCHEMA))
