@@ -52,3 +52,24 @@ rule defense_card:
         "results/logs/defense_card/{dataset}.log",
     script:
         "../workflow_scripts/defense_card.py"
+
+
+# The chosen card cleaned alone on every validation image the chooser used (the chooser
+# itself cleans card.alone_images alone: each costs a whole padded chunk).
+rule card_alone:
+    input:
+        data="results/data/{dataset}/eval.safetensors",
+        classifier="results/models/{dataset}/classifier.safetensors",
+        card="results/defense/{dataset}.safetensors",
+        attack=paths.calibration_attack_file,
+    output:
+        "results/defense/{dataset}.alone.csv",
+    params:
+        card=canonical({key: config["card"][key] for key in ("images", "perturbation")}),
+        seed=SEED,
+    log:
+        "results/logs/card_alone/{dataset}.log",
+    benchmark:
+        "results/benchmarks/card_alone/{dataset}.tsv"
+    script:
+        "../workflow_scripts/card_alone.py"

@@ -118,6 +118,12 @@ def test_defence_card_and_deployment_use_the_pipelines_numbers(tiny_run: Path):
     assert card.card["provenance"]["settings"]["source"].endswith("fashion_mnist.choice.csv")
     assert (grid["n"] == config["card"]["images"]).all() and grid["flip_rate_perturbed"].between(0, 1).all()
     assert card.card["provenance"]["threshold"]["split"] == "val"
+    # The deployed card, cleaned alone and rechunked on every chooser image: bit-invariant.
+    alone = pd.read_csv(tiny_run / "results/defense/fashion_mnist.alone.csv")
+    assert set(alone["comparison"]) == {"alone", "rechunked", "perturbed"}
+    assert (alone["images"] == config["card"]["images"]).all()
+    invariant = alone[alone["comparison"] != "perturbed"]
+    assert (invariant["flips"] == 0).all() and (alone["pixels_max_change_alone"] == 0).all()
     deployment = pd.read_csv(tiny_run / "results/deployment.csv")
     assert set(deployment["policy"]) == set(Policy)
     clean_all = deployment[deployment["policy"] == "clean-all"]

@@ -194,7 +194,10 @@ def deployment_attack_files(config: Config, wildcards: Any) -> list[str]:
 
 
 def defense_cards(config: Config) -> list[str]:
-    return [f"results/defense/{ds}.safetensors" for ds in config["datasets"]]
+    """Each dataset's card and its check alone on every validation image the chooser used."""
+    return [
+        f"results/defense/{ds}.{what}" for ds in config["datasets"] for what in ("safetensors", "alone.csv")
+    ]
 
 
 def card_fixed(config: Config) -> dict[str, Any]:
@@ -269,10 +272,13 @@ def reproduction_epsilons(config: Config, wildcards: Any) -> dict[str, float]:
 
 
 def published_sources(config: Config) -> list[str]:
-    """The outputs the reproduction keeps a committed copy of: the card's choice, the
+    """The outputs the reproduction keeps a committed copy of: the card's choice and its
+    check alone on every validation image the chooser used, the
     adversarial training's choice, and the robustness and discriminator studies when the
     config runs them."""
-    sources = [f"results/defense/{ds}.choice.csv" for ds in config["datasets"]]
+    sources = [
+        f"results/defense/{ds}.{what}.csv" for ds in config["datasets"] for what in ("choice", "alone")
+    ]
     sources += [
         f"results/adversarial/{ds}.adversarial-training.csv"
         for ds in config["adversarial_training"]["datasets"]
