@@ -159,8 +159,11 @@ def test_the_full_test_set_config_differs_from_the_reproduction_only_in_its_test
     full, reproduce = checked("full-fmnist.yaml"), checked("reproduce-fmnist.yaml")
     assert full["datasets"]["fashion_mnist"].pop("test_size") is None  # all 10,000
     assert reproduce["datasets"]["fashion_mnist"].pop("test_size") == 1000
+    # The same models, attacks and card; the tables' steps, without the curve beyond them.
+    assert full["cleaning"].pop("record_steps") == [10, reproduce["cleaning"]["steps"]]
+    reproduce["cleaning"].pop("record_steps")
     for section in ("seed", "datasets", "cleaning", "card", "detection", "sweep"):
-        assert full[section] == reproduce[section], section  # the same models, attacks and card
+        assert full[section] == reproduce[section], section
     assert full["reproduction"]["output_dir"] != reproduce["reproduction"]["output_dir"]
     assert not full["robustness"]["datasets"] and not full["variants"]["datasets"]
 
