@@ -52,3 +52,19 @@ def test_gpu_check_smoke_runs_each_part_and_the_cleaning_benchmark(tmp_path):
     assert "+subpixel (default)" in variants and "fp32" in variants and report["speedup_vs_peer"] > 0
     assert report["compile"]["speed_ratio"] > 0 and report["peak_memory_mb_cleaning_64"] > 0
     assert report["convergence_note"].startswith("no trained models")
+
+
+def test_pipeline_time_sums_snakemake_benchmarks_per_rule():
+    report = json.loads(run("pipeline_time").stdout)
+    rules = {row["rule"]: row for row in report["rules"]}
+    assert (
+        rules["attack"]["jobs"],
+        rules["attack"]["job_seconds"],
+        rules["attack"]["longest_job_seconds"],
+    ) == (
+        2,
+        8.0,
+        5.0,
+    )
+    assert report["job_seconds"] == 15.0 and report["wall_seconds"] == 12.0  # first to last log stamp
+    assert [row["rule"] for row in report["rules"]] == ["attack", "clean"]  # costliest first

@@ -1,0 +1,98 @@
+"""What a pipeline run cost, per rule, from Snakemake's own benchmark files: jobs, the summed
+and the longest job wall time, peak RSS, and the run's end-to-end wall time from its newest
+Snakemake log (first to last timestamp). The CPU's flags are recorded (compare ratios only).
+
+    python -m benchmarks.pipeline_time --run-dir ../full-fmnist --out benchmarks/results/full_fmnist.json
+    python -m benchmarks.pipeline_time --smoke   # what the tests run: a made-up run directory
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.bench_attacks import cpu_flags
+from cowboy_core.io import write_text
+
+# Snakemake stamps each job in its log as "[Tue Dec  1 18:43:10 2026]".
+STAMP = "%a %b %d %H:%M:%S %Y"
+
+
+def per_rule(run_dir: Path) -> pd.DataFrame:
+    """One row per rule: results/benchmarks/{rule}/... holds one TSV per job."""
+    rows = []
+    for tsv in sorted((run_dir / "results" / "benchmarks").rglob("*.tsv")):
+        rule = tsv.relative_to(run_dir / "results" / "benchmarks").parts[0]
+        job = pd.read_csv(tsv, sep="\t").iloc[-1]
+        rows.append({"rule": rule, "seconds": float(job["s"]), "max_rss_mb": float(job["max_rss"])})
+    jobs = pd.DataFrame(rows, columns=["rule", "seconds", "max_rss_mb"])
+    table = jobs.groupby("rule").agg(
+        jobs=("seconds", "size"),
+        job_seconds=("seconds", "sum"),
+        longest_job_seconds=("seconds", "max"),
+        max_rss_mb=("max_rss_mb", "max"),
+    )
+    return table.sort_values("job_seconds", ascending=False).reset_index()
+
+
+def wall_seconds(run_dir: Path) -> float | None:
+    """First to last job timestamp of the newest Snakemake log (None without one)."""
+    logs = sorted((run_dir / ".snakemake" / "log").glob("*.snakemake.log"))
+    if not logs:
+        return None
+    stamps = []
+    for line in logs[-1].read_text().splitlines():
+        if line.startswith("[") and line.endswith("]"):
+            try:
+                stamps.append(datetime.strptime(" ".join(line[1:-1].split()), STAMP))
+            except ValueError:
+                continue
+    return (max(stamps) - min(stamps)).total_seconds() if stamps else None
+
+
+def report(run_dir: Path) -> dict[str, object]:
+    table = per_rule(run_dir)
+    return {
+        "cpu": cpu_flags(),
+        "run_dir": str(run_dir),
+        "wall_seconds": wall_seconds(run_dir),
+        "job_seconds": float(table["job_seconds"].sum()),
+        "rules": table.to_dict(orient="records"),
+    }
+
+
+def _smoke_run(root: Path) -> Path:
+    """A run directory with two rules' benchmark files and a log, shaped as Snakemake writes them."""
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    for rule, name, seconds in (("attack", "a", 3.0), ("attack", "b", 5.0), ("clean", "c", 7.0)):
+        path = root / "results" / "benchmarks" / rule / "ds" / f"{name}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(header + f"{seconds}\t0:00:0{int(seconds)}\t100.0\t0\t0\t0\t0\t0\t0\t{seconds}\n")
+    log = root / ".snakemake" / "log" / "2026-01-01T000000.000000.snakemake.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("[Thu Jan  1 00:00:00 2026]\nrule attack:\n[Thu Jan  1 00:00:12 2026]\nFinished\n")
+    return root
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run-dir", type=Path, default=Path("."))
+    parser.add_argument("--out", type=Path, default=None, help="write the JSON here (else print it)")
+    parser.add_argument("--smoke", action="store_true", help="a made-up run directory: checks that it runs")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = _smoke_run(Path(tmp)) if args.smoke else args.run_dir
+        text = json.dumps(report(run_dir), indent=1)
+    if args.out is None:
+        print(text)
+    else:
+        write_text(args.out, text + "\n")
+
+
+if __name__ == "__main__":
+    main()
