@@ -16,12 +16,14 @@ from .conftest import REPO
 SCHEMA = load_schema(REPO / "config" / "schema.yaml")
 
 
-def checked(name):
-    config = yaml.safe_load((REPO / "config" / name).read_text())
-    # These extend the default config, as on the command line.
-    if "reproduce" in name or "study" in name or "full" in name:
-        base = yaml.safe_load((REPO / "config" / "quick.yaml").read_text())
-        config = _merged(base, config)
+def checked(*names):
+    """The configs merged in order, as ``--configfile A B`` merges them; those that extend the
+    default config are merged onto it, as on the command line."""
+    config = {}
+    for name in names:
+        config = _merged(config, yaml.safe_load((REPO / "config" / name).read_text()))
+    if any(key in names[0] for key in ("reproduce", "study")):
+        config = _merged(yaml.safe_load((REPO / "config" / "quick.yaml").read_text()), config)
     return validate_config(config, copy.deepcopy(SCHEMA))
 
 
@@ -156,7 +158,8 @@ def test_published_copies_follow_the_studies_the_config_runs(tiny):
 
 
 def test_the_full_test_set_config_differs_from_the_reproduction_only_in_its_test_set():
-    full, reproduce = checked("full-fmnist.yaml"), checked("reproduce-fmnist.yaml")
+    full = checked("reproduce-fmnist.yaml", "full-fmnist.yaml")
+    reproduce = checked("reproduce-fmnist.yaml")
     assert full["datasets"]["fashion_mnist"].pop("test_size") is None  # all 10,000
     assert reproduce["datasets"]["fashion_mnist"].pop("test_size") == 1000
     # The same models, attacks and card; the tables' steps, without the curve beyond them.
@@ -166,6 +169,7 @@ def test_the_full_test_set_config_differs_from_the_reproduction_only_in_its_test
         assert full[section] == reproduce[section], section
     assert full["reproduction"]["output_dir"] != reproduce["reproduction"]["output_dir"]
     assert not full["robustness"]["datasets"] and not full["variants"]["datasets"]
+    assert not full["adversarial_training"]["datasets"]
 
 
 def test_study_gans_and_their_chains(tiny):
