@@ -93,6 +93,31 @@ def _foolbox_attack(spec: AttackSpec) -> Any:
     return fb.attacks.VirtualAdversarialAttack(steps=spec.steps)
 
 
+# Foolbox's VAM takes a finite difference of size xi = 1e-6. Where the classifier is so sure
+# that its float32 softmax does not move within xi, the KL gradient is exactly zero and
+# foolbox divides by its zero norm: the image comes back NaN (seen on the Fashion-MNIST test
+# set). Those images are attacked again with a wider difference; an image whose output moves
+# under neither has no virtual adversarial direction, and is returned unperturbed.
+VAM_RETRY_XI = 1e-2
+
+
+def _vam_retry(
+    fmodel: Any, x: torch.Tensor, y: torch.Tensor, adv: torch.Tensor, spec: AttackSpec
+) -> torch.Tensor:
+    import foolbox as fb
+
+    vanished = ~torch.isfinite(adv).flatten(1).all(dim=1)
+    if not vanished.any():
+        return adv
+    retry = fb.attacks.VirtualAdversarialAttack(steps=spec.steps, xi=VAM_RETRY_XI)
+    _, again, _ = retry(fmodel, x[vanished], y[vanished], epsilons=spec.epsilon * PIXEL_SCALE)
+    still_vanished = ~torch.isfinite(again).flatten(1).all(dim=1)
+    again[still_vanished] = x[vanished][still_vanished]
+    adv = adv.clone()
+    adv[vanished] = again.to(adv.dtype)
+    return adv
+
+
 def run_attack(
     model: nn.Module,
     images: torch.Tensor,
@@ -121,5 +146,7 @@ def run_attack(
         x = images[start : start + batch_size].to(device)
         y = labels[start : start + batch_size].to(device)
         _, clipped, _ = attack(fmodel, x, y, epsilons=epsilon)
+        if spec.name is AttackName.VAM:
+            clipped = _vam_retry(fmodel, x, y, clipped, spec)
         out.append(clipped.detach())
     return torch.cat(out).clamp(*BOUNDS)

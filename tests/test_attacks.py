@@ -59,3 +59,33 @@ def test_bad_attack_arguments():
             torch.zeros(1, dtype=torch.long),
             AttackSpec(AttackName.FGSM, 0.1),
         )
+
+
+class _Saturated(torch.nn.Module):
+    """Logits so far apart that float32's softmax is exactly one-hot: VAM's KL gradient is zero."""
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.flatten(1).mean(dim=1, keepdim=True)
+        return torch.cat([self.scale * mean, -self.scale * mean], dim=1)
+
+
+def test_vam_never_returns_nan_where_the_classifier_is_saturated(model_and_data):
+    _, x, y = model_and_data
+    x = x.clamp(0.2, 1.0)  # every mean well away from 0: saturated everywhere at scale 1e6
+    adv = run_attack(_Saturated(1e6), x, y, AttackSpec(AttackName.VAM, epsilon=0.5, steps=1))
+    assert torch.isfinite(adv).all()
+    assert torch.equal(adv, x)  # no direction moves the output: the image comes back unperturbed
+
+
+def test_vam_retries_with_a_wider_difference_where_the_first_vanishes(model_and_data):
+    _, x, y = model_and_data
+    x = x.clamp(0.2, 1.0)
+    # At scale 100 the softmax is one-hot to float32 within xi = 1e-6 of the image, not within 1e-2.
+    adv = run_attack(_Saturated(100.0), x, y, AttackSpec(AttackName.VAM, epsilon=0.5, steps=1))
+    assert torch.isfinite(adv).all()
+    norms = (adv - x).flatten(1).norm(dim=1)
+    assert norms.min() > 0.5  # the retry found a direction and spent the budget

@@ -20,6 +20,11 @@ else:
     spec = AttackSpec(name, params["epsilon"], params["steps"], params["rel_stepsize"])
     adversarial = run_attack(classifier.eval(), images, labels, spec, device=device)
     accuracy = (predict(classifier, adversarial, device=device).cpu() == labels).float().mean().item()
-    print(f"{wc.dataset} {wc.split} {wc.attack} eps={spec.epsilon}: accuracy {accuracy:.4f}", file=sys.stderr)
+    unmoved = int((adversarial.cpu() == images).flatten(1).all(dim=1).sum())  # VAM: no direction found
+    print(
+        f"{wc.dataset} {wc.split} {wc.attack} eps={spec.epsilon}: accuracy {accuracy:.4f}, "
+        f"{unmoved} of {len(images)} images unperturbed",
+        file=sys.stderr,
+    )
     meta_out = {"attack": wc.attack, "epsilon": spec.epsilon, "norm": spec.name.norm, "steps": spec.steps}
 save_tensors(snakemake.output[0], {"adversarial": adversarial, "index": index}, meta_out)
