@@ -131,6 +131,7 @@ rule robustness_report:
         robustness=suite.robustness_files(),
         doubled=suite.robustness_files(doubled=True),
         chaos=suite.chaos_files(),
+        earlier=suite.earlier_run_files(),
     output:
         convergence=report(
             "results/robustness_convergence.csv", category="Beyond the paper", caption="../report/robustness.rst"
@@ -145,6 +146,7 @@ rule robustness_report:
         ),
     params:
         check_epsilon=config["robustness"]["check_epsilon"],
+        earlier_runs=config["robustness"]["earlier_runs"],
     log:
         "results/logs/report/robustness.log",
     script:

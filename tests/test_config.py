@@ -51,6 +51,10 @@ BAD = [
     ("detection.calibration_attack", "cw", "detection.calibration_attack"),
     ("threads", 8, "threads"),
     ("cleaning.precision", "bf16", "cleaning"),  # an execution setting, not experiment config
+    ("robustness.defenses", ["cw"], "robustness.defenses"),
+    ("robustness.defenses", ["variant_unbuilt"], "robustness.defenses"),  # no such variant card
+    ("robustness.defenses", [], "robustness.defenses"),
+    ("robustness.earlier_runs", [{"label": "card"}], "robustness.earlier_runs"),  # no table
 ]
 
 

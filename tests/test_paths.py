@@ -230,6 +230,20 @@ def test_adversarial_training_adds_two_defences_whose_classifier_is_chosen_per_e
     assert "adversarial" not in suite_paths.robustness_defenses(off, "fashion_mnist")
 
 
+def test_the_anchor_config_attacks_the_two_bare_classifiers_alone_and_draws_the_committed_suites():
+    anchor = checked("reproduce-fmnist.yaml", "anchor-fmnist.yaml")
+    reproduction = checked("reproduce-fmnist.yaml")
+    assert suite_paths.robustness_defenses(anchor, "fashion_mnist") == ["none", "adversarial"]
+    assert "cowboy" in suite_paths.available_defenses(anchor, "fashion_mnist")
+    assert suite_paths.chaos_files(anchor) == []  # no cleaning method is attacked
+    files = suite_paths.robustness_files(anchor)
+    assert files and all("/none_" in f or "/adversarial_eps" in f for f in files)
+    # The same images and budgets as the committed suite: its jobs' params are unchanged.
+    assert suite_paths.robustness_params(anchor) == suite_paths.robustness_params(reproduction)
+    earlier = suite_paths.earlier_run_files(anchor)
+    assert earlier and all((REPO / path).is_file() for path in earlier)
+
+
 def test_a_cleaning_method_per_robustness_defence():
     from cowboy_pipeline.robustness import cleaning_method
 

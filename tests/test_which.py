@@ -3,7 +3,7 @@ clean and worst-case accuracy, and paired differences against adversarial traini
 
 import pandas as pd
 
-from cowboy_pipeline.which import defence_points
+from cowboy_pipeline.which import defence_points, earlier_points
 
 
 def _rows(defense: str, policy: str, clean: list[int], attacked: list[int]) -> list[dict[str, object]]:
@@ -39,3 +39,40 @@ def test_each_defence_is_a_point_at_its_deployed_policy_paired_with_adversarial_
     assert points.loc["cowboy", "clean_minus_adversarial"] == -0.25
     assert points.loc["none", "robust_accuracy"] == 0.0 and points.loc["none", "converged"]
     assert pd.isna(points.loc["adversarial", "robust_minus_adversarial"])  # not against itself
+
+
+def _table_rows(
+    defense: str, policy: str, epsilon: float, clean: float, worst: float
+) -> list[dict[str, object]]:
+    return [
+        {"defense": defense, "policy": policy, "seed": "fixed", "epsilon": epsilon, "attack": attack}
+        | {"robust_accuracy": value, "ci_low": value - 0.01, "ci_high": value + 0.01, "n": 500}
+        | {"dataset": "fashion_mnist"}
+        for attack, value in (("clean", clean), ("apgd_ce", worst + 0.1), ("worst_case", worst))
+    ]
+
+
+def test_an_earlier_runs_points_come_from_its_clean_and_worst_case_rows_unpaired():
+    table = pd.DataFrame(
+        _table_rows("none", "undefended", 0.1, 0.88, 0.002)
+        + _table_rows("cowboy", "clean-all", 0.1, 0.738, 0.184)
+        + _table_rows("cowboy", "reject", 0.1, 0.9, 0.014)  # not the policy it is deployed with
+        + _table_rows("cowboy", "clean-all", 0.3, 0.738, 0.0)
+    )
+    table.loc[table["policy"] == "reject", "seed"] = "fresh"
+    convergence = pd.DataFrame(
+        [
+            {"defense": "cowboy", "policy": "clean-all", "epsilon": e, "converged": e == 0.1}
+            for e in (0.1, 0.3)
+        ]
+    )
+    points = earlier_points(table, convergence, "chosen card", attacked={"none"})
+    assert set(points["defense"]) == {"cowboy"}  # this run attacked "none" itself
+    cowboy = points.set_index("epsilon")
+    assert cowboy.loc[0.1, ["clean_accuracy", "robust_accuracy"]].tolist() == [0.738, 0.184]
+    assert cowboy.loc[0.1, "robust_ci_low"] == 0.184 - 0.01 and cowboy.loc[0.1, "n"] == 500
+    assert cowboy.loc[0.1, "converged"] and not cowboy.loc[0.3, "converged"]
+    assert (points["run"] == "chosen card").all() and (points["policy"] == "clean-all").all()
+    assert "robust_minus_adversarial" not in points  # aggregates cannot be paired
+    unchecked = earlier_points(table, None, "paper's settings", attacked=set())
+    assert not unchecked["converged"].any()  # never doubled: an upper bound

@@ -259,6 +259,42 @@ def test_robustness_suite_tables_cover_every_defence_policy_and_the_convergence_
     assert chaos["prediction_flip_rate_perturbed"].between(0, 1).all()
 
 
+def test_a_run_that_attacks_some_defences_draws_an_earlier_runs_others_unpaired(
+    tiny_run: Path, tmp_path: Path
+):
+    """The anchor's way (config/anchor-fmnist.yaml): attack only the bare classifiers, and draw
+    a committed suite's cleaners beside them. Only the report reruns."""
+    anchor = tmp_path / "anchor"
+    copy_tree(tiny_run, anchor)
+    for name in ("robustness.csv", "robustness_convergence.csv"):
+        (anchor / f"earlier_{name}").write_text((anchor / "results" / name).read_text())
+    config = yaml.safe_load((anchor / "config.yaml").read_text())
+    config["robustness"] |= {
+        "defenses": ["none", "adversarial"],
+        "earlier_runs": [
+            {
+                "label": "chosen card",
+                "table": "earlier_robustness.csv",
+                "convergence": "earlier_robustness_convergence.csv",
+            }
+        ],
+    }
+    (anchor / "anchor.yaml").write_text(yaml.safe_dump(config))
+    args = ("--cores", "2", "--configfile", str(anchor / "anchor.yaml"), "results/which_defence.csv")
+    assert set(job_counts(run_snakemake(anchor, "-n", *args).stdout)) == {"robustness_report"}
+    run_snakemake(anchor, *args)
+    which = pd.read_csv(anchor / "results/which_defence.csv")
+    ours = which[which["run"] == "this run"]
+    assert set(ours["defense"]) == {"none", "adversarial"}
+    earlier = which[which["run"] == "chosen card"]
+    assert {"cowboy", "defense_gan"} <= set(earlier["defense"]) and earlier[
+        "robust_minus_adversarial"
+    ].isna().all()
+    before = pd.read_csv(tiny_run / "results/which_defence.csv").set_index(["defense", "epsilon"])
+    for row in earlier.itertuples():  # the earlier run's numbers, unchanged
+        assert row.robust_accuracy == pytest.approx(before.loc[(row.defense, row.epsilon), "robust_accuracy"])
+
+
 def test_climbing_the_suites_scale_reruns_no_run_below_it(tiny_run: Path):
     """After a failed convergence check a user raises robustness.scale: the suite climbs from
     the runs already there (one new main run and one check per defence and epsilon)."""

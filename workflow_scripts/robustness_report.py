@@ -8,7 +8,7 @@ from cowboy_core.io import write_dataframe
 from cowboy_pipeline.plots import robustness_curves, save_figure, which_defence_figure
 from cowboy_pipeline.robustness import carlini_checks, convergence_table, robustness_table
 from cowboy_pipeline.runtime import start_job
-from cowboy_pipeline.which import defence_points
+from cowboy_pipeline.which import THIS_RUN, defence_points, earlier_points
 
 start_job(snakemake)
 per_image = pd.concat([pd.read_parquet(path) for path in snakemake.input.robustness], ignore_index=True)
@@ -28,7 +28,21 @@ points = [
     defence_points(frame, convergence[convergence["dataset"] == d]).assign(dataset=d)
     for d, frame in per_image.groupby("dataset", sort=False)
 ]
-points = pd.concat(points, ignore_index=True)
+points = pd.concat(points, ignore_index=True).assign(run=THIS_RUN)
+for earlier in snakemake.params.earlier_runs:  # committed aggregates: drawn, not paired
+    checked = earlier["convergence"]
+    points = pd.concat(
+        [
+            points,
+            earlier_points(
+                pd.read_csv(earlier["table"]),
+                None if checked is None else pd.read_csv(checked),
+                earlier["label"],
+                attacked=set(points["defense"]),
+            ),
+        ],
+        ignore_index=True,
+    )
 write_dataframe(points, snakemake.output.which)
 save_figure(which_defence_figure(points), snakemake.output.which_figure)
 checks = [

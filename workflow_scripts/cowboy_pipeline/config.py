@@ -200,12 +200,29 @@ def _study_problems(config: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _suite_problems(config: dict[str, Any]) -> list[str]:
+    """robustness.defenses may only name defences the config builds for every suite dataset."""
+    robustness = config["robustness"]
+    built = {"none", *config["cleaning"]["methods"]}
+    for name in robustness["datasets"]:
+        if name in config["adversarial_training"]["datasets"]:
+            built |= {"adversarial", "adversarial_cowboy"}
+        if name in config["variants"]["datasets"]:
+            built |= {f"variant_{v}" for v in config["variants"]["cards"]}
+    unknown = sorted(set(robustness.get("defenses") or []) - built)
+    return [
+        f"robustness.defenses: {d!r} is not built by this config; allowed: {', '.join(sorted(built))}"
+        for d in unknown
+    ]
+
+
 SEMANTIC_CHECKS = (
     _dataset_problems,
     _attack_problems,
     _cleaning_problems,
     _unknown_datasets,
     _study_problems,
+    _suite_problems,
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -16,6 +17,8 @@ import torch
 from matplotlib.figure import Figure
 
 from cowboy_core.io import atomic_path
+
+from .which import THIS_RUN
 
 
 def save_figure(figure: Figure, path: str | Path) -> None:
@@ -284,11 +287,11 @@ def which_defence_figure(points: pd.DataFrame) -> Figure:
                     [max(0.0, row.robust_accuracy - row.robust_ci_low)],
                     [max(0.0, row.robust_ci_high - row.robust_accuracy)],
                 ],
-                marker="o",
+                marker="o" if getattr(row, "run", THIS_RUN) == THIS_RUN else "s",
                 markerfacecolor=color if row.converged else "white",
                 color=color,
                 capsize=2,
-                label=f"{row.defense} ({row.policy})" + ("" if row.converged else ", not converged"),
+                label=_point_label(row),
             )
         ax.set_xlabel("clean accuracy")
         ax.set_ylabel("robust accuracy, worst case over the suite")
@@ -296,6 +299,15 @@ def which_defence_figure(points: pd.DataFrame) -> Figure:
         ax.set_xlim(0, 1)
         ax.set_ylim(-0.02, 1.02)
         ax.legend(fontsize=7, loc="upper left")
-    fig.suptitle("Which defence? Clean against robust accuracy (hollow: the attack has not converged)")
+    fig.suptitle(
+        "Which defence? Clean against robust accuracy\n"
+        "(hollow: the attack has not converged; square: an earlier run's committed point, unpaired)"
+    )
     fig.tight_layout()
     return fig
+
+
+def _point_label(row: Any) -> str:
+    run = getattr(row, "run", THIS_RUN)
+    label = f"{row.defense} ({row.policy}" + ("" if run == THIS_RUN else f", {run}") + ")"
+    return label + ("" if row.converged else ", not converged")

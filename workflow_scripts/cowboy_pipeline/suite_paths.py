@@ -16,6 +16,12 @@ from .paths import Config, card_grid_setting
 def robustness_defenses(config: Config, dataset: str) -> list[str]:
     """What the suite attacks: the bare classifier, each cleaning method's card and, where
     the config trains one, the adversarially trained classifier alone and under cowboy."""
+    chosen = config["robustness"].get("defenses")
+    return [d for d in available_defenses(config, dataset) if chosen is None or d in chosen]
+
+
+def available_defenses(config: Config, dataset: str) -> list[str]:
+    """Every defence the config builds for a dataset, whether or not this run attacks it."""
     adversarial = dataset in config["adversarial_training"]["datasets"]
     variants = config["variants"]["cards"] if dataset in config["variants"]["datasets"] else {}
     return [
@@ -156,11 +162,22 @@ def adversarial_setting(config: Config, wildcards: Any) -> dict[str, Any]:
 
 
 def robustness_params(config: Config) -> dict[str, Any]:
-    """What one suite job computes with: not the list of epsilons or datasets (a wildcard
-    each), so that adding an epsilon reruns nothing already attacked; not the main run's scale,
-    so that climbing it reruns no run below it."""
-    ignored = ("epsilons", "datasets", "scale")  # scale: a params entry of its own in each rule
+    """What one suite job computes with: not the list of epsilons, datasets or defences (a
+    wildcard each), so that adding one reruns nothing already attacked; not the main run's
+    scale (a params entry of its own in each rule), so that climbing it reruns no run below
+    it; not the earlier runs, which only the report reads."""
+    ignored = ("epsilons", "datasets", "scale", "defenses", "earlier_runs")
     return canonical({k: v for k, v in config["robustness"].items() if k not in ignored})
+
+
+def earlier_run_files(config: Config) -> list[str]:
+    """The committed tables of earlier suite runs that the report draws beside this one's."""
+    return [
+        path
+        for run in config["robustness"]["earlier_runs"]
+        for path in (run["table"], run.get("convergence"))
+        if path is not None
+    ]
 
 
 def chaos_files(config: Config) -> list[str]:
@@ -169,6 +186,7 @@ def chaos_files(config: Config) -> list[str]:
         f"results/robustness/{ds}/{method}_{settings}_chaos.csv"
         for ds in config["robustness"]["datasets"]
         for method in config["cleaning"]["methods"]
+        if method in robustness_defenses(config, ds)
         for settings in ("card", "paper")
     ]
 

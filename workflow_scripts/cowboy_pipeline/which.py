@@ -37,16 +37,51 @@ def defence_points(per_image: pd.DataFrame, convergence: pd.DataFrame) -> pd.Dat
         benign = clean.loc[(defense, epsilon)].reindex(robust.index)
         row: dict[str, Any] = {"defense": defense, "policy": deployed_policy(defense), "epsilon": epsilon}
         row |= _accuracy("clean", benign) | _accuracy("robust", robust)
-        done = convergence[
-            (convergence["defense"] == defense)
-            & (convergence["policy"] == row["policy"])
-            & np.isclose(convergence["epsilon"], epsilon)
-        ]
-        row["converged"] = bool(done["converged"].all()) if len(done) else False
+        row["converged"] = _converged(convergence, defense, row["policy"], epsilon)
         if defense != REFERENCE and (REFERENCE, epsilon) in worst.index.droplevel("image"):
             row |= _against_reference(worst, clean, defense, epsilon, robust.index)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+THIS_RUN = "this run"
+
+
+def earlier_points(
+    table: pd.DataFrame, convergence: pd.DataFrame | None, label: str, attacked: set[str]
+) -> pd.DataFrame:
+    """Points from an earlier run's committed suite table (its clean and worst-case rows at
+    the fixed seed, under each defence's deployed policy) for the defences this run does not
+    attack. Only aggregates are committed, so these points carry no paired differences; they
+    are comparable where the earlier run attacked the same images with the same suite."""
+    table = table[(table["seed"] == "fixed") & ~table["defense"].isin(attacked)]
+    table = table[table["policy"] == table["defense"].map(deployed_policy)]
+    rows = []
+    for (dataset, defense, epsilon), frame in table.groupby(["dataset", "defense", "epsilon"], sort=True):
+        by_attack = frame.set_index("attack")
+        row: dict[str, Any] = {"defense": defense, "policy": deployed_policy(defense), "epsilon": epsilon}
+        for name, attack in (("clean", "clean"), ("robust", "worst_case")):
+            found = by_attack.loc[attack]
+            row |= {
+                f"{name}_accuracy": found["robust_accuracy"],
+                f"{name}_ci_low": found["ci_low"],
+                f"{name}_ci_high": found["ci_high"],
+                "n": int(found["n"]),
+            }
+        row["converged"] = _converged(convergence, defense, row["policy"], epsilon)
+        rows.append(row | {"dataset": dataset, "run": label})
+    return pd.DataFrame(rows)
+
+
+def _converged(convergence: pd.DataFrame | None, defense: str, policy: str, epsilon: float) -> bool:
+    if convergence is None:
+        return False  # never checked by doubling: an upper bound
+    done = convergence[
+        (convergence["defense"] == defense)
+        & (convergence["policy"] == policy)
+        & np.isclose(convergence["epsilon"], epsilon)
+    ]
+    return bool(len(done)) and bool(done["converged"].all())
 
 
 def _accuracy(name: str, correct: pd.Series) -> dict[str, float]:
