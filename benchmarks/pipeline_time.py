@@ -29,11 +29,20 @@ def per_rule(run_dir: Path) -> pd.DataFrame:
     for tsv in sorted((run_dir / "results" / "benchmarks").rglob("*.tsv")):
         rule = tsv.relative_to(run_dir / "results" / "benchmarks").parts[0]
         job = pd.read_csv(tsv, sep="\t").iloc[-1]
-        rows.append({"rule": rule, "seconds": float(job["s"]), "max_rss_mb": float(job["max_rss"])})
-    jobs = pd.DataFrame(rows, columns=["rule", "seconds", "max_rss_mb"])
+        rows.append(
+            {
+                "rule": rule,
+                "seconds": float(job["s"]),
+                "cpu_seconds": float(job["cpu_time"]),
+                "max_rss_mb": float(job["max_rss"]),
+            }
+        )
+    jobs = pd.DataFrame(rows, columns=["rule", "seconds", "cpu_seconds", "max_rss_mb"])
     table = jobs.groupby("rule").agg(
         jobs=("seconds", "size"),
         job_seconds=("seconds", "sum"),
+        # CPU time: what a job costs whatever else shared the cores (wall time does not)
+        cpu_seconds=("cpu_seconds", "sum"),
         longest_job_seconds=("seconds", "max"),
         max_rss_mb=("max_rss_mb", "max"),
     )
@@ -55,24 +64,27 @@ def wall_seconds(run_dir: Path) -> float | None:
     return (max(stamps) - min(stamps)).total_seconds() if stamps else None
 
 
-def report(run_dir: Path) -> dict[str, object]:
+def report(run_dir: Path, note: str | None = None) -> dict[str, object]:
     table = per_rule(run_dir)
     return {
         "cpu": cpu_flags(),
         "run_dir": str(run_dir),
+        "note": note,
         "wall_seconds": wall_seconds(run_dir),
         "job_seconds": float(table["job_seconds"].sum()),
+        "cpu_seconds": float(table["cpu_seconds"].sum()),
         "rules": table.to_dict(orient="records"),
     }
 
 
 def _smoke_run(root: Path) -> Path:
-    """A run directory with two rules' benchmark files and a log, shaped as Snakemake writes them."""
+    """A run directory with two rules' benchmark files and a log, shaped as Snakemake writes them
+    (each job's CPU time a second below its wall time)."""
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
     for rule, name, seconds in (("attack", "a", 3.0), ("attack", "b", 5.0), ("clean", "c", 7.0)):
         path = root / "results" / "benchmarks" / rule / "ds" / f"{name}.tsv"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(header + f"{seconds}\t0:00:0{int(seconds)}\t100.0\t0\t0\t0\t0\t0\t0\t{seconds}\n")
+        path.write_text(header + f"{seconds}\t0:00:0{int(seconds)}\t100.0\t0\t0\t0\t0\t0\t0\t{seconds - 1}\n")
     log = root / ".snakemake" / "log" / "2026-01-01T000000.000000.snakemake.log"
     log.parent.mkdir(parents=True)
     log.write_text("[Thu Jan  1 00:00:00 2026]\nrule attack:\n[Thu Jan  1 00:00:12 2026]\nFinished\n")
@@ -84,10 +96,11 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=Path("."))
     parser.add_argument("--out", type=Path, default=None, help="write the JSON here (else print it)")
     parser.add_argument("--smoke", action="store_true", help="a made-up run directory: checks that it runs")
+    parser.add_argument("--note", default=None, help="what the numbers do not say (a partial or shared run)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = _smoke_run(Path(tmp)) if args.smoke else args.run_dir
-        text = json.dumps(report(run_dir), indent=1)
+        text = json.dumps(report(run_dir, args.note), indent=1)
     if args.out is None:
         print(text)
     else:

@@ -7,6 +7,7 @@ are L-infinity attacks; VAM (virtual adversarial, Miyato et al.) has an L2 budge
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from torch import nn
 
 from .choices import Choice
 
+LOG = logging.getLogger(__name__)
 BOUNDS = (-1.0, 1.0)
 # The models' input range is twice as wide as the [0, 1] range epsilons are quoted in.
 PIXEL_SCALE = BOUNDS[1] - BOUNDS[0]
@@ -109,6 +111,9 @@ def _vam_retry(
     vanished = ~torch.isfinite(adv).flatten(1).all(dim=1)
     if not vanished.any():
         return adv
+    LOG.warning(
+        "VAM: %d images had no KL gradient at xi=1e-6; retried at xi=%g", int(vanished.sum()), VAM_RETRY_XI
+    )
     retry = fb.attacks.VirtualAdversarialAttack(steps=spec.steps, xi=VAM_RETRY_XI)
     _, again, _ = retry(fmodel, x[vanished], y[vanished], epsilons=spec.epsilon * PIXEL_SCALE)
     still_vanished = ~torch.isfinite(again).flatten(1).all(dim=1)

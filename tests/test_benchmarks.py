@@ -67,4 +67,5 @@ def test_pipeline_time_sums_snakemake_benchmarks_per_rule():
         5.0,
     )
     assert report["job_seconds"] == 15.0 and report["wall_seconds"] == 12.0  # first to last log stamp
+    assert rules["attack"]["cpu_seconds"] == 6.0 and report["cpu_seconds"] == 12.0  # CPU, not wall
     assert [row["rule"] for row in report["rules"]] == ["attack", "clean"]  # costliest first

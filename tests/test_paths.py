@@ -3,6 +3,7 @@ checked configs the rules bind them to."""
 
 import copy
 import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -240,6 +241,11 @@ def test_the_anchor_config_attacks_the_two_bare_classifiers_alone_and_draws_the_
     assert files and all("/none_" in f or "/adversarial_eps" in f for f in files)
     # The same images and budgets as the committed suite: its jobs' params are unchanged.
     assert suite_paths.robustness_params(anchor) == suite_paths.robustness_params(reproduction)
+    published = {Path(p).name for p in paths.published_copies(anchor)}
+    assert "which_defence.csv" in published and "fashion_mnist.adversarial-training.csv" in published
+    assert (
+        not {"fashion_mnist.choice.csv", "deployment.csv"} & published
+    )  # the card's stay the reproduction's
     earlier = suite_paths.earlier_run_files(anchor)
     assert earlier and all((REPO / path).is_file() for path in earlier)
 

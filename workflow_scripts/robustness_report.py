@@ -50,7 +50,9 @@ checks = [
     for d, f in per_image.groupby("dataset")
 ]
 write_dataframe(pd.concat(checks, ignore_index=True), snakemake.output.checks)
-write_dataframe(
-    pd.concat([pd.read_csv(p) for p in snakemake.input.chaos], ignore_index=True), snakemake.output.chaos
+chaos = [pd.read_csv(p) for p in snakemake.input.chaos]  # none where the run attacks no card
+chaos = (
+    pd.concat(chaos, ignore_index=True) if chaos else pd.DataFrame(columns=["dataset", "method", "settings"])
 )
+write_dataframe(chaos, snakemake.output.chaos)
 save_figure(robustness_curves(table), snakemake.output.figure)

@@ -276,8 +276,12 @@ def published_sources(config: Config) -> list[str]:
     check alone on every validation image the chooser used, the
     adversarial training's choice, and the robustness and discriminator studies when the
     config runs them."""
+    cards = _cards_attacked(config)  # a run that attacks no card republishes none of its outputs
     sources = [
-        f"results/defense/{ds}.{what}.csv" for ds in config["datasets"] for what in ("choice", "alone")
+        f"results/defense/{ds}.{what}.csv"
+        for ds in config["datasets"]
+        for what in ("choice", "alone")
+        if cards
     ]
     sources += [
         f"results/adversarial/{ds}.adversarial-training.csv"
@@ -290,8 +294,13 @@ def published_sources(config: Config) -> list[str]:
         for v in variants["cards"]
     ]
     if config["robustness"]["datasets"]:
-        sources += ROBUSTNESS_OUTPUTS + DEPLOYMENT_OUTPUTS
+        sources += ROBUSTNESS_OUTPUTS + (DEPLOYMENT_OUTPUTS if cards else [])
     return sources + (STUDY_OUTPUTS if config["discriminator_study"]["datasets"] else [])
+
+
+def _cards_attacked(config: Config) -> bool:
+    chosen = config["robustness"].get("defenses")
+    return chosen is None or bool(set(chosen) & set(config["cleaning"]["methods"]))
 
 
 def published_copies(config: Config) -> list[str]:
