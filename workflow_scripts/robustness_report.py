@@ -29,20 +29,17 @@ points = [
     for d, frame in per_image.groupby("dataset", sort=False)
 ]
 points = pd.concat(points, ignore_index=True).assign(run=THIS_RUN)
+attacked = set(points["defense"])  # this run's own: an earlier run adds only the others
 for earlier in snakemake.params.earlier_runs:  # committed aggregates: drawn, not paired
     checked = earlier["convergence"]
-    points = pd.concat(
-        [
-            points,
-            earlier_points(
-                pd.read_csv(earlier["table"]),
-                None if checked is None else pd.read_csv(checked),
-                earlier["label"],
-                attacked=set(points["defense"]),
-            ),
-        ],
-        ignore_index=True,
+    table = pd.read_csv(earlier["table"])
+    extra = earlier_points(
+        table[table["epsilon"].isin(points["epsilon"])],  # this run's budgets only
+        None if checked is None else pd.read_csv(checked),
+        earlier["label"],
+        attacked=attacked,
     )
+    points = pd.concat([points, extra], ignore_index=True)
 write_dataframe(points, snakemake.output.which)
 save_figure(which_defence_figure(points), snakemake.output.which_figure)
 checks = [
