@@ -280,7 +280,8 @@ def test_a_run_that_attacks_some_defences_draws_an_earlier_runs_others_unpaired(
         ],
     }
     (anchor / "anchor.yaml").write_text(yaml.safe_dump(config))
-    args = ("--cores", "2", "--configfile", str(anchor / "anchor.yaml"), "results/which_defence.csv")
+    # The target first: after --configfile Snakemake would read it as a second config file.
+    args = ("results/which_defence.csv", "--cores", "2", "--configfile", str(anchor / "anchor.yaml"))
     assert set(job_counts(run_snakemake(anchor, "-n", *args).stdout)) == {"robustness_report"}
     run_snakemake(anchor, *args)
     which = pd.read_csv(anchor / "results/which_defence.csv")
