@@ -202,13 +202,12 @@ def _study_problems(config: dict[str, Any]) -> list[str]:
 
 def _suite_problems(config: dict[str, Any]) -> list[str]:
     """robustness.defenses may only name defences the config builds for every suite dataset."""
+    from .suite_paths import available_defenses  # suite_paths imports this module
+
     robustness = config["robustness"]
     built = {"none", *config["cleaning"]["methods"]}
     for name in robustness["datasets"]:
-        if name in config["adversarial_training"]["datasets"]:
-            built |= {"adversarial", "adversarial_cowboy"}
-        if name in config["variants"]["datasets"]:
-            built |= {f"variant_{v}" for v in config["variants"]["cards"]}
+        built |= set(available_defenses(config, name))
     unknown = sorted(set(robustness.get("defenses") or []) - built)
     return [
         f"robustness.defenses: {d!r} is not built by this config; allowed: {', '.join(sorted(built))}"
