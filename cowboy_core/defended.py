@@ -35,26 +35,40 @@ class DefenseReport:
 
 
 def apply_policy(
-    defense: Cowboy, x: torch.Tensor, policy: str | Policy, *, seed: int = 0
+    defense: Cowboy,
+    x: torch.Tensor,
+    policy: str | Policy,
+    *,
+    seed: int = 0,
+    cleaned: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, DefenseReport]:
     """The defence's inputs for the classifier, and what it did: the one implementation of
-    detect-then-clean, clean-all and reject (used by :class:`DefendedClassifier` and the CLI)."""
+    detect-then-clean, clean-all and reject (used by :class:`DefendedClassifier` and the CLI).
+
+    ``cleaned``, if given, is ``defense.clean(x, seed=seed)`` computed once for every row: each
+    policy then takes its flagged rows from it instead of cleaning them again. The answer is
+    the same bits, because an input's cleaning depends on nothing but itself and the seed.
+    """
     policy = Policy.parse(policy)
+    if cleaned is not None and cleaned.shape != x.shape:
+        raise ValueError(f"cleaned must have the inputs' shape {tuple(x.shape)}, got {tuple(cleaned.shape)}")
     scores = defense.score(x)
     if policy is Policy.CLEAN_ALL:
         flagged = torch.ones_like(scores, dtype=torch.bool)
     else:
         flagged = scores < checked_threshold(defense.threshold)
     inputs = x.to(defense.device).clone()
-    cleaned, rejected = torch.zeros_like(flagged), torch.zeros_like(flagged)
+    was_cleaned, rejected = torch.zeros_like(flagged), torch.zeros_like(flagged)
     if policy is Policy.REJECT:
         rejected = flagged.clone()
     elif bool(flagged.any()):
         # An input's cleaning depends on nothing but itself and the seed (Cowboy's chunks and
         # z0), so which other inputs were flagged cannot change it.
-        inputs[flagged] = defense.clean(x[flagged.to(x.device)], seed=seed).to(inputs.dtype)
-        cleaned = flagged.clone()
-    return inputs, DefenseReport(scores=scores, flagged=flagged, cleaned=cleaned, rejected=rejected)
+        rows = flagged.to(x.device)
+        fresh = defense.clean(x[rows], seed=seed) if cleaned is None else cleaned[rows.to(cleaned.device)]
+        inputs[flagged] = fresh.to(inputs.device, inputs.dtype)
+        was_cleaned = flagged.clone()
+    return inputs, DefenseReport(scores=scores, flagged=flagged, cleaned=was_cleaned, rejected=rejected)
 
 
 class DefendedClassifier(nn.Module):
@@ -112,9 +126,13 @@ class DefendedClassifier(nn.Module):
             raise ValueError(f"the classifier must return (N, classes) logits, got {tuple(logits.shape)}")
         return cls(classifier, defense, policy, seed=seed)
 
-    def defend(self, x: torch.Tensor) -> tuple[torch.Tensor, DefenseReport]:
-        """Logits and the report for a batch ``x`` in [-1, 1]."""
-        inputs, report = apply_policy(self.defense, x, self.policy, seed=self.seed)
+    def defend(
+        self, x: torch.Tensor, *, cleaned: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, DefenseReport]:
+        """Logits and the report for a batch ``x`` in [-1, 1]; ``cleaned``: every row of ``x``
+        already cleaned with this defence and seed (see :func:`apply_policy`), to share one
+        cleaning between policies."""
+        inputs, report = apply_policy(self.defense, x, self.policy, seed=self.seed, cleaned=cleaned)
         with torch.no_grad():  # in the defence's padded chunks: the same bits in any batch
             logits = self.defense.execution.map_rows(self.classifier, inputs).float()
         if bool(report.rejected.any()):
@@ -133,8 +151,13 @@ def mixed_stream(
 
     Returns the stream and a boolean mask of its adversarial rows.
     """
-    n = clean.shape[0]
-    perm = torch.from_numpy(np.random.default_rng(seed).permutation(n))
-    attacked = perm < n // 2
+    attacked = stream_attacked(clean.shape[0], seed=seed)
     mask = attacked.view(-1, *([1] * (clean.dim() - 1)))
     return torch.where(mask, adversarial, clean), attacked
+
+
+def stream_attacked(n: int, *, seed: int) -> torch.Tensor:
+    """Which rows of an ``n``-image :func:`mixed_stream` are attacked: a seeded half, the same
+    rows for every attack, so that streams share their clean half."""
+    perm = torch.from_numpy(np.random.default_rng(seed).permutation(n))
+    return perm < n // 2

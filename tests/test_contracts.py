@@ -159,6 +159,24 @@ def test_apply_policy_cleans_with_the_given_seed_and_reports_the_scores(card, im
     assert torch.equal(default, defense.clean(images, seed=0))
 
 
+@pytest.mark.parametrize("policy", list(Policy))
+def test_a_shared_cleaning_gives_each_policy_the_same_bits_and_is_what_it_uses(card, images, policy):
+    _, defense = card
+    defense.threshold = float(defense.score(images).median())  # some rows flagged, some not
+    once = defense.clean(images, seed=2)
+    fresh, fresh_report = apply_policy(defense, images, policy, seed=2)
+    shared, shared_report = apply_policy(defense, images, policy, seed=2, cleaned=once)
+    assert torch.equal(fresh, shared) and torch.equal(fresh_report.flagged, shared_report.flagged)
+    assert 0 < int(fresh_report.flagged.sum()) <= len(images)
+    marked = torch.full_like(once, 0.25)  # not a cleaning: shows which rows come from ``cleaned``
+    inputs, report = apply_policy(defense, images, policy, seed=2, cleaned=marked)
+    taken = report.cleaned.view(-1, 1, 1, 1)
+    assert torch.equal(inputs, torch.where(taken, marked, images))
+    assert bool(report.cleaned.any()) == (policy is not Policy.REJECT)
+    with pytest.raises(ValueError, match="cleaned must have the inputs' shape"):
+        apply_policy(defense, images, policy, cleaned=once[:1])
+
+
 def test_mnist_and_cifar10_load_each_split_in_torchvisions_formats(tmp_path, monkeypatch):
     import pickle
 

@@ -156,6 +156,11 @@ def test_published_copies_follow_the_studies_the_config_runs(tiny):
     assert paths.published_copies(tiny) == []  # no reproduction section
     study = checked("discriminator-study-fmnist.yaml")
     assert any(c.endswith("discriminator_study.csv") for c in paths.published_copies(study))
+    assert any(c.endswith("fashion_mnist.alone.csv") for c in copies)  # its suite attacks the card
+    # The full test set runs no suite: the card's validation outputs stay reproduce-fmnist's,
+    # and its run needs no card_alone (1,000 images, each in a padded chunk of its own).
+    full = checked("reproduce-fmnist.yaml", "full-fmnist.yaml")
+    assert paths.published_copies(full) == []
 
 
 def test_the_full_test_set_config_differs_from_the_reproduction_only_in_its_test_set():

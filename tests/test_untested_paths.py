@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cowboy_core import Cowboy
-from cowboy_core.defended import mixed_stream
+from cowboy_core.defended import mixed_stream, stream_attacked
 from cowboy_core.diagnostics import chaos_report, gradient_report, largest_curvature
 from cowboy_core.models import Classifier, freeze
 from cowboy_core.settings import Settings
@@ -26,6 +26,9 @@ def test_mixed_stream_attacks_exactly_a_seeded_half_and_keeps_every_image_once()
     )
     assert torch.equal(mixed_stream(clean, adversarial, seed=4)[1], attacked)
     assert not torch.equal(mixed_stream(clean, adversarial, seed=5)[1], attacked)
+    # Every attack's stream attacks the same rows: the deployment job cleans the clean half once.
+    assert torch.equal(mixed_stream(clean, clean * 7, seed=4)[1], attacked)
+    assert torch.equal(stream_attacked(10, seed=4), attacked)
 
 
 def test_largest_curvature_is_the_hessians_top_eigenvalue():

@@ -299,6 +299,11 @@ def published_sources(config: Config) -> list[str]:
 
 
 def _cards_attacked(config: Config) -> bool:
+    """Whether the run's robustness suite attacks a card (config/full-fmnist.yaml runs no
+    suite, config/anchor-fmnist.yaml attacks only classifiers): only such a run republishes
+    the card's validation outputs, so that an overlay never writes a second copy of them."""
+    if not config["robustness"]["datasets"]:
+        return False
     chosen = config["robustness"].get("defenses")
     return chosen is None or bool(set(chosen) & set(config["cleaning"]["methods"]))
 
