@@ -106,6 +106,13 @@ class Cowboy:
         another setting is another ``Cowboy``, as :meth:`load` makes with ``overrides``."""
         return self._settings
 
+    @property
+    def uses_seed(self) -> bool:
+        """Whether the seed changes a cleaning: not with an encoder start and one restart
+        (z0 = E(x)). Then a fresh seed per query gives an attacker nothing to average over:
+        EOT is plain gradient descent, and fresh-seed robustness is fixed-seed robustness."""
+        return self.encoder is None or self.settings.restarts > 1
+
     def with_settings(self, **changes: Any) -> Cowboy:
         """The same defence (G, D, E, threshold, execution) with some settings changed."""
         settings = check_settings(asdict(self.settings) | changes, where="changes")

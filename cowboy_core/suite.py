@@ -125,8 +125,11 @@ class Scoreboard:
         return {policy.value: right for policy, right in found.items()}
 
     def record(self, step: AttackStep, index: np.ndarray, x_adv: torch.Tensor) -> None:
-        for seed_kind, seed in (("fixed", self.seed), ("fresh", FRESH_SEED)):
-            for policy, right in self.correct(x_adv, index, seed).items():
+        fixed = self.correct(x_adv, index, self.seed)
+        seedless = self.defense is None or not self.defense.uses_seed
+        fresh = fixed if seedless else self.correct(x_adv, index, FRESH_SEED)
+        for seed_kind, found in (("fixed", fixed), ("fresh", fresh)):
+            for policy, right in found.items():
                 self.rows.append(
                     pd.DataFrame(
                         {
@@ -170,8 +173,10 @@ def deployed_correct(
     """Per image and policy, whether the deployed :class:`DefendedClassifier` defends it: the
     right class, or (policy "reject") a rejection, which counts as correct."""
     out: dict[Policy, np.ndarray] = {}
+    cleaned = defense.clean(x, seed=seed)  # once for every policy: the same bits (apply_policy)
     for policy in Policy:
-        logits, report = DefendedClassifier(classifier, defense, policy, seed=seed).defend(x)
+        model = DefendedClassifier(classifier, defense, policy, seed=seed)
+        logits, report = model.defend(x, cleaned=cleaned)
         right = (logits.argmax(1) == y.to(logits.device)).cpu() | report.rejected.cpu()
         out[policy] = right.numpy()
     return out
@@ -274,9 +279,10 @@ class Attacks:
         yield AttackStep("surrogate_apgd_ce", still_defended(CLEANING), through_smooth)
         yield AttackStep("latent", still_defended(CLEANING), self.latent(defense))
         yield self.square(bpda)
-        eot = DefendedModel(self.classifier, defense, seed=None)
-        fresh = self.apgd(eot, steps=self.suite.fresh_steps, eot=self.suite.eot)
-        yield AttackStep("bpda_apgd_ce_eot_fresh_seed", first(self.suite.fresh_images), fresh)
+        if defense.uses_seed:  # else EOT over fresh seeds is bpda_apgd_ce again, at fewer steps
+            eot = DefendedModel(self.classifier, defense, seed=None)
+            fresh = self.apgd(eot, steps=self.suite.fresh_steps, eot=self.suite.eot)
+            yield AttackStep("bpda_apgd_ce_eot_fresh_seed", first(self.suite.fresh_images), fresh)
         if checks:
             yield from self.carlini_checks(exact, bpda)
 

@@ -244,6 +244,38 @@ def test_suite_runs_every_attack_under_every_policy(setup, tiny_gan):
     assert set(bare["policy"]) == {"undefended"}
 
 
+@pytest.mark.slow
+def test_a_seedless_defence_is_not_attacked_over_fresh_seeds_and_scores_the_same_for_both(setup, tiny_gan):
+    """An encoder start with one restart ignores the seed (z0 = E(x)): EOT over fresh seeds
+    would average one gradient with itself, so the suite skips it, and the fresh-seed rows
+    are the fixed-seed ones. With two restarts the seed matters again and both come back."""
+    from cowboy_core.models import DCGANEncoder
+
+    classifier, x, y = setup
+    torch.manual_seed(3)
+    encoder = freeze(DCGANEncoder(channels=1, image_size=28, latent_dim=8, width=8))
+    suite = Suite(
+        steps=1, restarts=1, eot=2, square_images=2, square_queries=1, fresh_images=2, check_images=2
+    )
+    runs = {}
+    for restarts in (1, 2):
+        settings = Settings(steps=2, start="encoder", restarts=restarts)
+        defense = Cowboy(*tiny_gan, settings, threshold=0.5, encoder=encoder)
+        assert defense.uses_seed == (restarts > 1)
+        runs[restarts] = run_suite(
+            classifier, defense, x[:4], y[:4], epsilon=0.1, suite=suite, median_real_score=0.5,
+            log=lambda *_: None,
+        )  # fmt: skip
+    seedless, seeded = runs[1], runs[2]
+    assert "bpda_apgd_ce_eot_fresh_seed" not in set(seedless["attack"])
+    assert "bpda_apgd_ce_eot_fresh_seed" in set(seeded["attack"])
+    by_seed = {
+        kind: part.drop(columns="seed").reset_index(drop=True) for kind, part in seedless.groupby("seed")
+    }
+    pd.testing.assert_frame_equal(by_seed["fixed"], by_seed["fresh"])
+    assert Cowboy(*tiny_gan, Settings(steps=2)).uses_seed  # the paper's prior start
+
+
 def test_a_doubled_run_starts_from_what_the_main_run_broke(setup):
     """The convergence check's doubled run: images the main run broke stay broken (one
     "earlier_run" row each), and the attacks that run on what is still defended skip them."""
