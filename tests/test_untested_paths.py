@@ -13,7 +13,7 @@ from cowboy_core.models import Classifier, freeze
 from cowboy_core.settings import Settings
 from cowboy_pipeline.discriminator_study import choose_setting
 from cowboy_pipeline.report import comparison_table, markdown_report
-from cowboy_pipeline.tables import accuracy_long, card_accuracy, table1, table2
+from cowboy_pipeline.tables import accuracy_long, card_accuracy, paired_methods, table1, table2, table2_rows
 
 
 def test_mixed_stream_attacks_exactly_a_seeded_half_and_keeps_every_image_once():
@@ -120,6 +120,31 @@ def test_the_cards_settings_sit_beside_the_papers_protocol_in_tables_1_and_2():
     text = markdown_report("fashion_mnist", accuracy, _detection(), _sweep(), None, {"fgsm": 0.15}, None)
     fgsm = next(line for line in text.splitlines() if line.startswith("| fgsm | 0.15 |"))
     assert fgsm.endswith("| 0.250 [0.046, 0.699] | 1.000 [0.510, 1.000] |")
+
+
+def test_table_2_pairs_each_image_across_the_two_methods_under_each_protocol():
+    # Rows shuffled, so that only the dataset index pairs them: cowboy gets images 0-3 right,
+    # Defense-GAN 0 and 4; at the card's settings both get the same images right.
+    paper = _cleaned_rows(
+        {"cowboy": [True] * 4 + [False] * 4, "defense_gan": [True] + [False] * 3 + [True] * 4}
+    )
+    paper = paper.assign(index=paper["image"] * 3).sample(frac=1.0, random_state=0)
+    card = _cleaned_rows({"cowboy_card": [True, False] * 4, "defense_gan_card": [True, False] * 4}).assign(
+        steps=50
+    )
+    card = card.assign(index=card["image"] * 3)
+    other_sigma = paper.assign(sigma=2.0, pred_cleaned=0)  # another setting's rows are not Table 2's
+    rows = table2_rows(pd.concat([paper, other_sigma]), card, sigma=1.0, steps=25)
+    paired = paired_methods(rows).set_index("protocol")
+    assert paired.loc["paper", ["cowboy", "defense_gan", "difference"]].tolist() == [0.5, 0.625, -0.125]
+    assert (paired.loc["paper", "cowboy_only"], paired.loc["paper", "defense_gan_only"]) == (3, 4)
+    assert paired.loc["paper", "ci_low"] < -0.125 < paired.loc["paper", "ci_high"]
+    assert paired.loc["card", "difference"] == 0 and paired.loc["card", "mcnemar_p"] == 1.0
+    accuracy = accuracy_long(paper, sigma=1.0, steps=25)
+    text = markdown_report(
+        "fashion_mnist", accuracy, _detection(), _sweep(), None, {"fgsm": 0.15}, None, paired.reset_index()
+    )
+    assert "| fgsm | paper | 0.500 | 0.625 | -0.125 [" in text and "| 3 | 4 | 1 | no |" in text
 
 
 def _detection() -> pd.DataFrame:

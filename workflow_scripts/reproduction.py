@@ -28,6 +28,7 @@ report = markdown_report(
     pd.read_csv(inp.deployment),
     dict(params.epsilons),
     pd.concat(timings, ignore_index=True) if timings else None,
+    pd.read_csv(inp.paired),
 )
 write_text(snakemake.output.markdown, report)
 

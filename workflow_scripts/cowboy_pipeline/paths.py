@@ -321,7 +321,7 @@ def all_targets(config: Config) -> list[str]:
     extra += [f"results/epsilon_sweep/{ds}.csv" for ds in config["epsilon_sweep"]["datasets"]]
     extra += ROBUSTNESS_OUTPUTS if config["robustness"]["datasets"] else []
     extra += STUDY_OUTPUTS if config["discriminator_study"]["datasets"] else []
-    tables = ["table1", "table2", "detection", "accuracy", "sweep"]
+    tables = ["table1", "table2", "table2_paired", "detection", "accuracy", "sweep"]
     return [
         *extra,
         *published_copies(config),

@@ -115,6 +115,7 @@ def markdown_report(
     deployment: pd.DataFrame | None,
     epsilons: dict[str, float],
     timings: pd.DataFrame | None,
+    paired: pd.DataFrame | None = None,
 ) -> str:
     """The measured numbers of one dataset beside the paper's, as Markdown (written by the pipeline)."""
     n = int(accuracy[accuracy["dataset"] == dataset]["n"].max())
@@ -123,6 +124,7 @@ def markdown_report(
         "",
         f"Test images per cell: {n}. Brackets: 95% Wilson intervals.",
         *_tables_section(dataset, accuracy, epsilons),
+        *(_paired_section(paired[paired["dataset"] == dataset]) if paired is not None else []),
         *_detection_section(detection[detection["dataset"] == dataset]),
         *_sweep_section(sweep[sweep["dataset"] == dataset]),
     ]
@@ -154,6 +156,27 @@ def _tables_section(dataset: str, accuracy: pd.DataFrame, epsilons: dict[str, fl
         measured += [_with_ci(accuracy, dataset, attack, q) for q in CARD_QUANTITIES]
         lines.append(f"| {attack} | {epsilons.get(attack, '')} | " + " | ".join(measured) + " |")
     return [*lines, "", f"Paper's original accuracy: {ORIGINAL[dataset]:.2f}."]
+
+
+def _paired_section(paired: pd.DataFrame) -> list[str]:
+    return [
+        "",
+        "## Table 2, paired: cowboy minus Defense-GAN on the same images",
+        "",
+        "Per attack and protocol (the paper's settings, then the card's): the difference with its",
+        "95% paired-bootstrap interval, the images only one method cleans to the right class,",
+        "McNemar's exact p, and whether TOST shows the two equivalent within 2 points.",
+        "",
+        "| attack | protocol | cowboy | Defense-GAN | difference [95%] | only cowboy | only Defense-GAN "
+        "| McNemar p | equivalent |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *(
+            f"| {r['attack']} | {r['protocol']} | {r['cowboy']:.3f} | {r['defense_gan']:.3f} "
+            f"| {r['difference']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | {r['cowboy_only']} "
+            f"| {r['defense_gan_only']} | {r['mcnemar_p']:.2g} | {'yes' if r['equivalent'] else 'no'} |"
+            for _, r in paired.iterrows()
+        ),
+    ]
 
 
 def _detection_section(detection: pd.DataFrame) -> list[str]:

@@ -63,6 +63,44 @@ def card_accuracy(card_clean: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dataset", "attack", "quantity", "accuracy", "ci_low", "ci_high", "n"])
 
 
+PAIRS = {"paper": ("cowboy", "defense_gan"), "card": ("cowboy_card", "defense_gan_card")}
+
+
+def paired_methods(cleaned: pd.DataFrame, *, resamples: int = 2_000, seed: int = 0) -> pd.DataFrame:
+    """Table 2 as a paired test: cowboy minus Defense-GAN on the same test images (the same
+    attacked images and the same z0), per dataset, attack and protocol ("paper": the paper's
+    settings; "card": the card's). ``cleaned``: the per-image rows of one step count per method
+    (:func:`table2_rows`). The difference has a paired-bootstrap 95% interval; McNemar's exact
+    test counts the images only one method gets right."""
+    from .statistics import paired_comparison
+
+    rows = []
+    for protocol, (a, b) in PAIRS.items():
+        both = cleaned[cleaned["method"].isin([a, b])]
+        for (dataset, attack), group in both.groupby(["dataset", "attack"], sort=False):
+            wide = group.pivot_table(index="index", columns="method", values="correct", aggfunc="first")
+            if not {a, b} <= set(wide.columns):
+                continue
+            wide = wide.dropna()
+            found = paired_comparison(wide[a].to_numpy(), wide[b].to_numpy(), resamples=resamples, seed=seed)
+            rows.append({"dataset": dataset, "attack": attack, "protocol": protocol, **found})
+    names = {"accuracy_a": "cowboy", "accuracy_b": "defense_gan", "a_only_correct": "cowboy_only",
+             "b_only_correct": "defense_gan_only"}  # fmt: skip
+    columns = ["dataset", "attack", "protocol", "accuracy_a", "accuracy_b", "difference", "ci_low", "ci_high",
+               "a_only_correct", "b_only_correct", "mcnemar_p", "tost_p", "equivalent", "n"]  # fmt: skip
+    return _ordered(pd.DataFrame(rows, columns=columns).rename(columns=names))
+
+
+def table2_rows(clean: pd.DataFrame, card_clean: pd.DataFrame, sigma: float, steps: int) -> pd.DataFrame:
+    """The per-image rows Table 2 reads: the paper's protocol at ``sigma`` and ``steps`` and the
+    card's own step; columns dataset, attack, method, index, correct."""
+    paper = clean[(clean["split"] == "test") & np.isclose(clean["sigma"], sigma) & (clean["steps"] == steps)]
+    card = card_clean[card_clean["split"] == "test"]
+    both = pd.concat([paper, card], ignore_index=True)
+    both = both.assign(correct=(both["pred_cleaned"] == both["label"]).astype(float))
+    return both[["dataset", "attack", "method", "index", "correct"]]
+
+
 def attack_sort_key(attack: str) -> tuple[int, str]:
     """The paper's row order; labelled variants ("fgsm-std") follow their attack, "none" last."""
     name, label = parse_attack(attack)
