@@ -50,12 +50,20 @@ def per_rule(run_dir: Path) -> pd.DataFrame:
 
 
 def wall_seconds(run_dir: Path) -> float | None:
-    """First to last job timestamp of the newest Snakemake log (None without one)."""
-    logs = sorted((run_dir / ".snakemake" / "log").glob("*.snakemake.log"))
-    if not logs:
-        return None
+    """First to last job timestamp of each Snakemake log, summed (None without a job): a run
+    done in stages, or resumed, costs its invocations' spans; the gaps between them are not
+    the pipeline's. A dry run's log stamps every job at one instant and adds nothing."""
+    spans = [
+        span
+        for log in sorted((run_dir / ".snakemake" / "log").glob("*.snakemake.log"))
+        if (span := _span(log))
+    ]
+    return sum(spans) if spans else None
+
+
+def _span(log: Path) -> float | None:
     stamps = []
-    for line in logs[-1].read_text().splitlines():
+    for line in log.read_text().splitlines():
         if line.startswith("[") and line.endswith("]"):
             try:
                 stamps.append(datetime.strptime(" ".join(line[1:-1].split()), STAMP))
@@ -85,9 +93,11 @@ def _smoke_run(root: Path) -> Path:
         path = root / "results" / "benchmarks" / rule / "ds" / f"{name}.tsv"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(header + f"{seconds}\t0:00:0{int(seconds)}\t100.0\t0\t0\t0\t0\t0\t0\t{seconds - 1}\n")
-    log = root / ".snakemake" / "log" / "2026-01-01T000000.000000.snakemake.log"
-    log.parent.mkdir(parents=True)
-    log.write_text("[Thu Jan  1 00:00:00 2026]\nrule attack:\n[Thu Jan  1 00:00:12 2026]\nFinished\n")
+    logs = root / ".snakemake" / "log"
+    logs.mkdir(parents=True)
+    stage = "[Thu Jan  1 0{h}:00:00 2026]\nrule attack:\n[Thu Jan  1 0{h}:00:12 2026]\nFinished\n"
+    for hour in (0, 1):  # a run in two stages, an hour apart: 12 s each
+        (logs / f"2026-01-01T0{hour}0000.000000.snakemake.log").write_text(stage.format(h=hour))
     return root
 
 
