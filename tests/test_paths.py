@@ -255,6 +255,23 @@ def test_the_anchor_config_attacks_the_two_bare_classifiers_alone_and_draws_the_
     assert earlier and all((REPO / path).is_file() for path in earlier)
 
 
+def test_the_variants_config_attacks_each_variant_beside_adversarial_training_on_the_suites_images():
+    variants = checked("reproduce-fmnist.yaml", "variants-fmnist.yaml")
+    reproduction = checked("reproduce-fmnist.yaml")
+    defenses = suite_paths.robustness_defenses(variants, "fashion_mnist")
+    assert set(defenses) == {
+        "none",
+        "adversarial",
+        *(f"variant_{name}" for name in variants["variants"]["cards"]),
+    }
+    assert "cowboy" not in defenses and "adversarial_cowboy" not in defenses
+    assert suite_paths.robustness_params(variants) == suite_paths.robustness_params(reproduction)
+    published = {Path(p).name for p in paths.published_copies(variants)}
+    assert {"which_defence.csv", "encoder.choice.csv", "rec.choice.csv"} <= published
+    assert not {"fashion_mnist.choice.csv", "deployment.csv"} & published  # the card's stay put
+    assert all((REPO / path).is_file() for path in suite_paths.earlier_run_files(variants))
+
+
 def test_a_cleaning_method_per_robustness_defence():
     from cowboy_pipeline.robustness import cleaning_method
 
