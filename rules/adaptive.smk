@@ -13,6 +13,8 @@ rule deployment:
         seed=SEED,
     log:
         "results/logs/deployment/{dataset}.log",
+    benchmark:
+        "results/benchmarks/deployment/{dataset}.tsv"
     script:
         "../workflow_scripts/deployment.py"
 

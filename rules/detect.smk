@@ -9,5 +9,7 @@ rule score:
         "results/scores/{dataset}/{split}/ckpt{ckpt}.parquet",
     log:
         "results/logs/score/{dataset}/{split}/ckpt{ckpt}.log",
+    benchmark:
+        "results/benchmarks/score/{dataset}/{split}/ckpt{ckpt}.tsv"
     script:
         "../workflow_scripts/score.py"
