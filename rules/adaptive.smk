@@ -181,5 +181,7 @@ rule epsilon_sweep:
         seed=SEED,
     log:
         "results/logs/epsilon_sweep/{dataset}.log",
+    benchmark:
+        "results/benchmarks/epsilon_sweep/{dataset}.tsv"
     script:
         "../workflow_scripts/epsilon_sweep.py"
