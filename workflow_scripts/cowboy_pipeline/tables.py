@@ -11,7 +11,7 @@ import pandas as pd
 from cowboy_core.attacks import AttackName, parse_attack
 from cowboy_core.detection import Calibration, calibrate_threshold, detection_rate, roc_auc, tpr_at_fpr
 
-from .statistics import wilson_interval
+from .statistics import paired_comparison, wilson_interval
 
 
 def accuracy_row(correct: pd.Series, *, column: str = "accuracy", **keys: Any) -> dict[str, Any]:
@@ -72,8 +72,6 @@ def paired_methods(cleaned: pd.DataFrame, *, resamples: int = 2_000, seed: int =
     settings; "card": the card's). ``cleaned``: the per-image rows of one step count per method
     (:func:`table2_rows`). The difference has a paired-bootstrap 95% interval; McNemar's exact
     test counts the images only one method gets right."""
-    from .statistics import paired_comparison
-
     rows = []
     for protocol, (a, b) in PAIRS.items():
         both = cleaned[cleaned["method"].isin([a, b])]
