@@ -56,10 +56,9 @@ for path in snakemake.input.attacks:
     if attack_meta["attack"] == "none":
         continue
     stream, is_adversarial = mixed_stream(images, tensors["adversarial"], seed=params.seed)
-    LOG.info("%s: cleaning the %d attacked rows", attack_meta["attack"], int(is_adversarial.sum()))
-    cleaned = clean_rows(deployed.defense, stream, is_adversarial, params.seed)
-    rows_attacked = is_adversarial.view(-1, *([1] * (stream.dim() - 1)))
-    cleaned = torch.where(rows_attacked, cleaned, cleaned_originals)
+    LOG.info("%s: cleaning the %d attacked rows", attack_meta["attack"], int(attacked.sum()))
+    cleaned_adversarial = clean_rows(deployed.defense, tensors["adversarial"], attacked, params.seed)
+    cleaned, _ = mixed_stream(cleaned_originals, cleaned_adversarial, seed=params.seed)  # same rows
     pred_raw = predict(classifier, stream, device=device).cpu()
     undefended = (pred_raw == labels).float().mean().item()
     for policy in Policy:
