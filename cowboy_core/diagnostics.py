@@ -21,7 +21,7 @@ from torch import nn
 
 from .adaptive import Gradient, differentiable_clean
 from .cleaning import Cowboy
-from .restarts import chunk_slices, initial_latents
+from .restarts import chunk_slices
 from .updates import rule_for
 
 
@@ -50,7 +50,7 @@ def step_sharpness(defense: Cowboy, x: torch.Tensor, *, seed: int = 0) -> torch.
     if m == 0:
         return torch.zeros(x.shape[0] * r)
     at = sorted({0, m // 4, m // 2, 3 * m // 4, m - 1})
-    z0 = initial_latents(x.shape[0], r, defense.latent_dim, seed)
+    z0 = defense.start_latents(x, seed)  # the deployed start: E(x) for an encoder start
     out = []
     for inputs, rows in chunk_slices(x.shape[0], defense.execution.rows, r):
         run, x_rows = defense.descend_chunk(x[inputs], z0[rows], at)

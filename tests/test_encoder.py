@@ -6,6 +6,7 @@ import torch
 
 from cowboy_core import Cowboy
 from cowboy_core.card import CardError
+from cowboy_core.diagnostics import step_sharpness
 from cowboy_core.models import DCGANEncoder, freeze
 from cowboy_core.settings import Settings
 from cowboy_core.training import train_encoder
@@ -39,6 +40,14 @@ def test_with_one_restart_the_cleaning_needs_no_seed_and_ignores_the_batch(tiny_
     for i in range(images.shape[0]):
         assert torch.equal(defense.clean(images[i : i + 1])[0], together[i])
     assert not torch.equal(together, Cowboy(*tiny_gan, Settings(steps=3)).clean(images))
+
+
+def test_the_step_curvature_is_measured_along_the_encoder_started_descent(tiny_gan, encoder, images):
+    """The chooser's step x curvature must follow the descent the card deploys, from E(x)."""
+    prior = step_sharpness(Cowboy(*tiny_gan, Settings(steps=3)), images, seed=0)
+    from_encoder = step_sharpness(_defense(tiny_gan, encoder), images, seed=0)
+    assert from_encoder.shape == prior.shape and not torch.equal(from_encoder, prior)
+    assert torch.equal(step_sharpness(_defense(tiny_gan, encoder), images, seed=9), from_encoder)
 
 
 def test_the_unrolled_gradient_flows_through_the_encoder(tiny_gan, encoder, images):
