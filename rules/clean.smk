@@ -32,12 +32,12 @@ rule clean_card:
         data="results/data/{dataset}/eval.safetensors",
         classifier="results/models/{dataset}/classifier.safetensors",
         card="results/defense/{dataset}.safetensors",
+        gan=paths.final_gan,  # the card's own G and D: only the step it names is read
         adversarial=paths.card_attack_files,
     output:
         "results/clean_card/{dataset}/{method}.parquet",
     params:
         attacks=lambda wildcards: paths.attacks_of(wildcards.dataset),
-        ckpt=lambda wildcards: paths.final_ckpt(wildcards.dataset),
         seed=SEED,
     log:
         "results/logs/clean_card/{dataset}/{method}.log",

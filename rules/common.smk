@@ -1,7 +1,8 @@
 # What the rules share: the checked config, the wildcard constraints, and the path and params
 # functions, bound to the config (plain, unit-tested Python in workflow_scripts/cowboy_pipeline:
-# paths.py for the reproduction, study_paths.py for the discriminator study, suite_paths.py for
-# the robustness suite and the defences it attacks). Resources live in profiles/.
+# paths.py for the reproduction, gan_choice.py for the GAN it uses, study_paths.py for the
+# discriminator study, suite_paths.py for the robustness suite and the defences it attacks).
+# Resources live in profiles/.
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow_scripts"))
 from cowboy_core.attacks import NO_ATTACK, attack_pattern
 from cowboy_core.settings import Method
 from cowboy_core.updates import Optimizer
+from cowboy_pipeline import gan_choice as gan_choice_functions
 from cowboy_pipeline import paths as path_functions
 from cowboy_pipeline import study_paths as study_functions
 from cowboy_pipeline import suite_paths as suite_functions
@@ -27,6 +29,7 @@ except ConfigError as err:
 paths = path_functions.bind(path_functions, config)
 study = path_functions.bind(study_functions, config)
 suite = path_functions.bind(suite_functions, config)
+gan_choice = path_functions.bind(gan_choice_functions, config)
 DATASETS = list(config["datasets"])
 CLEANING = config["cleaning"]
 SEED = config["seed"]
@@ -45,7 +48,7 @@ wildcard_constraints:
     scale=r"\d+",
     sigma=r"[0-9.e+-]+",
     run_steps=r"\d+",
-    ckpt=r"\d+",
+    ckpt=r"\d+|chosen",
     gan=r"seed\d+_step\d+",
     gseed=r"\d+",
     d_weight=r"[0-9.e+-]+",

@@ -32,3 +32,27 @@ rule train_gan:
         "results/benchmarks/train_gan/{dataset}/step{step}.tsv"
     script:
         "../workflow_scripts/train_gan.py"
+
+
+# Which GAN the rest of the pipeline uses, when gan.candidates lists several saved steps:
+# chosen on validation by the rule in workflow_scripts/cowboy_pipeline/gan_choice.py.
+rule choose_gan:
+    input:
+        candidates=gan_choice.candidate_files,
+        validation=gan_choice.validation_files,
+    output:
+        weights="results/models/{dataset}/gan/chosen.safetensors",
+        choice=report(
+            "results/models/{dataset}.gan-choice.csv",
+            category="Beyond the paper",
+            caption="../report/gan_choice.rst",
+        ),
+    params:
+        choice=gan_choice.choice_params,
+        seed=SEED,
+    log:
+        "results/logs/choose_gan/{dataset}.log",
+    benchmark:
+        "results/benchmarks/choose_gan/{dataset}.tsv"
+    script:
+        "../workflow_scripts/choose_gan.py"

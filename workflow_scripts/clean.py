@@ -5,7 +5,7 @@ from cowboy_core import Cowboy, Execution
 from cowboy_core.io import save_tensors, write_dataframe
 from cowboy_core.settings import Settings
 from cowboy_pipeline.cleaning_rows import clean_attack
-from cowboy_pipeline.runtime import LOG, load_checked, load_split, stable_offset, start_job
+from cowboy_pipeline.runtime import LOG, gan_step, load_checked, load_split, stable_offset, start_job
 
 wc, params = snakemake.wildcards, snakemake.params
 device = start_job(snakemake, seed_offset=stable_offset(wc.dataset, wc.split, wc.attack))
@@ -31,7 +31,7 @@ rows, adversarial, result = clean_attack(
     attack=wc.attack,
     method=wc.method,
     sigma=float(wc.sigma),
-    ckpt=int(wc.ckpt),
+    ckpt=gan_step(snakemake.input.gan),  # the step, also for the GAN validation chose
 )
 n = params.grid_images
 grid = {"original": images[:n], "adversarial": adversarial[:n], "cleaned": result.images[:n]}

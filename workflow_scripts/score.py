@@ -5,7 +5,7 @@ import pandas as pd
 from cowboy_core.detection import discriminator_logits, scores_from_logits
 from cowboy_core.io import load_tensors, write_dataframe
 from cowboy_core.training import predict
-from cowboy_pipeline.runtime import load_checked, load_split, start_job
+from cowboy_pipeline.runtime import gan_step, load_checked, load_split, start_job
 
 device = start_job(snakemake)
 wc = snakemake.wildcards
@@ -24,7 +24,7 @@ for source, x in sources:
             {
                 "dataset": wc.dataset,
                 "split": wc.split,
-                "ckpt": int(wc.ckpt),
+                "ckpt": gan_step(snakemake.input.gan),
                 "source": source,
                 "index": index.numpy(),
                 "label": labels.numpy(),

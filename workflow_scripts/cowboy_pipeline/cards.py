@@ -13,7 +13,7 @@ from torch import nn
 from cowboy_core import Cowboy
 from cowboy_core.detection import Calibration
 
-from .runtime import load_checked, load_split
+from .runtime import gan_step, load_checked, load_split
 from .tables import validation_calibration
 
 
@@ -69,6 +69,7 @@ def save_chosen_card(
     defense.threshold, defense.threshold_power = calibration.threshold, calibration.p
     provenance = {
         **{name: source for name, source in sources.items() if name not in ("val_scores", "choice")},
+        "gan_steps": gan_step(sources["gan"]),
         "threshold": {
             "source": sources["val_scores"],
             "split": "val",

@@ -117,6 +117,7 @@ def _dataset_problems(config: dict[str, Any]) -> list[str]:
             problems.append(
                 f"{key}.gan.checkpoints: {late} lie beyond gan.steps={gan_steps}; allowed: 1..{gan_steps}"
             )
+        problems += _gan_choice_problems(key, ds)
         test_size, available = ds.get("test_size"), TEST_SET_SIZES[name]
         if test_size is not None and test_size > available:
             problems.append(
@@ -130,6 +131,28 @@ def _dataset_problems(config: dict[str, Any]) -> list[str]:
                 f"{key}.validation_attack_size: {ds['validation_attack_size']} exceeds "
                 f"validation_size={ds['validation_size']}"
             )
+    return problems
+
+
+def _gan_choice_problems(key: str, ds: dict[str, Any]) -> list[str]:
+    """The candidates must be saved GAN steps, and the choice's attacks this dataset's rows."""
+    gan = ds["gan"]
+    if not gan["candidates"]:
+        return []
+    saved = {*gan["checkpoints"], gan["steps"]}
+    problems = [
+        f"{key}.gan.candidates: {step} is not a saved GAN step; allowed: {sorted(saved)}"
+        for step in gan["candidates"]
+        if step not in saved
+    ]
+    if len(gan["candidates"]) < 2:
+        problems.append(f"{key}.gan.candidates: a choice needs two or more; leave it empty to use gan.steps")
+    unknown = [a for a in gan["choose_on"] if a != "none" and a not in ds["attacks"]]
+    if unknown:
+        problems.append(
+            f"{key}.gan.choose_on: {unknown} are not attacks of this dataset; allowed: none, "
+            + ", ".join(ds["attacks"])
+        )
     return problems
 
 

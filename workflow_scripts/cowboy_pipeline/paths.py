@@ -34,6 +34,7 @@ STUDY_OUTPUTS = [
     "results/figures/discriminator_study.png",
 ]
 DEPLOYMENT_OUTPUTS = ["results/deployment.csv", "results/deployment_curve.csv"]
+CHOSEN = "chosen"  # the ckpt wildcard of the GAN that validation chose (rule choose_gan)
 
 
 def bind(module: ModuleType, config: Config) -> SimpleNamespace:
@@ -59,12 +60,16 @@ def gan_steps(config: Config, dataset: str) -> list[int]:
     return sorted(set(gan["checkpoints"]) | {gan["steps"]})
 
 
-def final_ckpt(config: Config, dataset: str) -> int:
-    return int(config["datasets"][dataset]["gan"]["steps"])
+def final_ckpt(config: Config, dataset: str) -> int | str:
+    """The GAN the rest of the pipeline uses: the one validation chose among gan.candidates
+    (rule choose_gan), or with no candidates the GAN at gan.steps."""
+    gan = config["datasets"][dataset]["gan"]
+    return CHOSEN if gan["candidates"] else int(gan["steps"])
 
 
 def gan_checkpoint(dataset: str, step: int | str) -> str:
-    return f"results/models/{dataset}/gan/step{step}.safetensors"
+    name = CHOSEN if str(step) == CHOSEN else f"step{step}"
+    return f"results/models/{dataset}/gan/{name}.safetensors"
 
 
 def previous_gan_state(config: Config, wildcards: Any) -> str | list[str]:
@@ -95,7 +100,9 @@ def final_gan(config: Config, wildcards: Any) -> str:
     return gan_checkpoint(wildcards.dataset, final_ckpt(config, wildcards.dataset))
 
 
-def clean_path(dataset: str, split: str, attack: str, method: str, sigma: str, steps: int, ckpt: int) -> str:
+def clean_path(
+    dataset: str, split: str, attack: str, method: str, sigma: str, steps: int, ckpt: int | str
+) -> str:
     return f"results/clean/{dataset}/{split}/{attack}/{method}_sigma{sigma}_run{steps}_ckpt{ckpt}.parquet"
 
 
@@ -272,8 +279,8 @@ def reproduction_epsilons(config: Config, wildcards: Any) -> dict[str, float]:
 
 
 def published_sources(config: Config) -> list[str]:
-    """The outputs the reproduction keeps a committed copy of: the card's choice and its
-    check alone on every validation image the chooser used, the
+    """The outputs the reproduction keeps a committed copy of: the GAN's choice, the card's
+    choice and its check alone on every validation image the chooser used, the
     adversarial training's choice, and the robustness and discriminator studies when the
     config runs them."""
     cards = _cards_attacked(config)  # a run that attacks no card republishes none of its outputs
@@ -282,6 +289,11 @@ def published_sources(config: Config) -> list[str]:
         for ds in config["datasets"]
         for what in ("choice", "alone")
         if cards
+    ]
+    sources += [
+        f"results/models/{ds}.gan-choice.csv"
+        for ds, spec in config["datasets"].items()
+        if spec["gan"]["candidates"] and cards  # a validation output too: published with the card's
     ]
     sources += [
         f"results/adversarial/{ds}.adversarial-training.csv"
@@ -353,7 +365,9 @@ def classifier_params(config: Config, wildcards: Any) -> dict[str, Any]:
 
 
 def gan_params(config: Config, wildcards: Any) -> dict[str, Any]:
-    return canonical(config["datasets"][wildcards.dataset]["gan"])
+    """Only what training reads: more steps, checkpoints or candidates retrain no saved step."""
+    gan = config["datasets"][wildcards.dataset]["gan"]
+    return canonical({key: gan[key] for key in ("batch_size", "beta1", "latent_dim", "lr", "width")})
 
 
 def cleaning_params(config: Config, wildcards: Any) -> dict[str, Any]:

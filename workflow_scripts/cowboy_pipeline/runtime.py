@@ -85,6 +85,13 @@ def load_checked(path: str, meta: dict[str, Any], device: torch.device, *names: 
     return [models[name] for name in names]
 
 
+def gan_step(path: str) -> int:
+    """The training step a saved GAN reached, from its metadata: the same for a candidate and
+    its copy as the chosen GAN (results/models/{dataset}/gan/chosen.safetensors)."""
+    _, meta = load_tensors(path)
+    return int(meta["step"])
+
+
 def read_tables(paths: list[str]) -> Any:
     """The Parquet or CSV tables at ``paths`` (by suffix), stacked into one DataFrame."""
     import pandas as pd
