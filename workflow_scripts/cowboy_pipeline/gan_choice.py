@@ -19,6 +19,7 @@ from .paths import Config, clean_path, gan_checkpoint
 from .statistics import paired_comparison, wilson_interval
 
 METHOD = "cowboy"  # the paper's method, the one the card deploys
+RULE = "shortest unless a longer GAN's paired 95% interval vs it lies above 0; then the best such"
 
 
 def candidate_files(config: Config, wildcards: Any) -> list[str]:
@@ -98,9 +99,6 @@ def choose_gan(by_gan: dict[int, pd.DataFrame], *, seed: int = 0) -> pd.DataFram
     ranked = better.sort_values(["accuracy", "gan_steps"], ascending=[False, True])
     winner = candidates[0] if ranked.empty else int(ranked.iloc[0]["gan_steps"])
     return table.assign(chosen=table["gan_steps"] == winner, rule=RULE)
-
-
-RULE = "shortest unless a longer GAN's paired 95% interval vs it lies above 0; then the best such"
 
 
 def chosen_step(table: pd.DataFrame) -> int:
