@@ -63,22 +63,40 @@ def save_tensors(
 
 def load_tensors(path: PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a safetensors file written by :func:`save_tensors`; errors name the file."""
+    file = _existing(path)
+    with _readable(file):
+        tensors = load_file(str(file))
+    return tensors, read_metadata(file)
+
+
+def read_metadata(path: PathLike) -> dict[str, Any]:
+    """The metadata of a file written by :func:`save_tensors`, from its header alone: no
+    tensor is read (say, which training step a saved GAN reached)."""
+    file = _existing(path)
+    from safetensors import safe_open
+
+    with _readable(file), safe_open(str(file), framework="pt") as handle:
+        raw_meta = handle.metadata() or {}
+        return {key: json.loads(value) for key, value in raw_meta.items()}
+
+
+def _existing(path: PathLike) -> Path:
     file = Path(path)
     if not file.exists():
         raise CheckpointError(f"{file}: no such file. Run the step that produces it first.")
-    try:
-        tensors = load_file(str(file))
-        from safetensors import safe_open
+    return file
 
-        with safe_open(str(file), framework="pt") as handle:
-            raw_meta = handle.metadata() or {}
-        metadata = {key: json.loads(value) for key, value in raw_meta.items()}
+
+@contextlib.contextmanager
+def _readable(file: Path) -> Iterator[None]:
+    """Turn a failed read into a :class:`CheckpointError` that names the file and the fix."""
+    try:
+        yield
     except (SafetensorError, OSError, json.JSONDecodeError, RuntimeError) as err:
         raise CheckpointError(
             f"{file}: not a readable safetensors checkpoint ({err}). "
             "It may be truncated or corrupt; delete it and rerun the step that writes it."
         ) from err
-    return tensors, metadata
 
 
 def save_state(path: PathLike, state: Mapping[str, Any]) -> None:

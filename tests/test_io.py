@@ -10,6 +10,7 @@ from cowboy_core.io import (
     load_models,
     load_state,
     load_tensors,
+    read_metadata,
     save_models,
     save_state,
     write_dataframe,
@@ -23,7 +24,7 @@ def test_models_round_trip_with_architecture(tmp_path):
     path = tmp_path / "gan.safetensors"
     save_models(path, {"generator": g, "discriminator": d}, {"step": 5})
     models, meta = load_models(path, expect={"generator": {"channels": 1}})
-    assert meta["step"] == 5
+    assert meta["step"] == 5 and read_metadata(path) == meta  # from the header alone
     z = torch.randn(2, 8)
     assert torch.equal(models["generator"].eval()(z), g.eval()(z))
 
@@ -44,6 +45,11 @@ def test_truncated_checkpoint_names_the_file(tmp_path):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match=r"gan\.safetensors.*truncated or corrupt"):
         load_tensors(path)
+    path.write_bytes(b"\xff" * 16)  # a header length past the end: even the header is unreadable
+    with pytest.raises(CheckpointError, match=r"gan\.safetensors.*truncated or corrupt"):
+        read_metadata(path)
+    with pytest.raises(CheckpointError, match="no such file"):
+        read_metadata(tmp_path / "missing.safetensors")
     state = tmp_path / "state.pt"
     save_state(state, {"step": 3, "w": torch.ones(1000)})
     state.write_bytes(state.read_bytes()[:100])

@@ -16,6 +16,7 @@ images, labels, index, meta = load_split(snakemake.input.data, "test")
 execution = Execution.from_env(device=device, progress=True)
 defense = Cowboy.load(snakemake.input.card, execution=execution, method=wc.method)
 LOG.info("cleaning %d attacks with the card's %s", len(params.attacks), defense.settings)
+ckpt = gan_step(snakemake.input.gan)  # the step of the card's G and D
 frames = []
 for attack, attack_file in zip(params.attacks, snakemake.input.adversarial, strict=True):
     rows, _, _ = clean_attack(
@@ -30,7 +31,7 @@ for attack, attack_file in zip(params.attacks, snakemake.input.adversarial, stri
         attack=attack,
         method=f"{wc.method}_card",
         sigma=float(defense.settings.sigma),
-        ckpt=gan_step(snakemake.input.gan),
+        ckpt=ckpt,
     )
     frames.append(rows)
 write_dataframe(pd.concat(frames, ignore_index=True), snakemake.output[0])

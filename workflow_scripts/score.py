@@ -12,6 +12,7 @@ wc = snakemake.wildcards
 images, labels, index, meta = load_split(snakemake.input.data, wc.split)
 (classifier,) = load_checked(snakemake.input.classifier, meta, device, "classifier")
 (discriminator,) = load_checked(snakemake.input.gan, meta, device, "discriminator")
+ckpt = gan_step(snakemake.input.gan)  # the step, also for the GAN validation chose
 frames = []
 sources = [("real", images)]
 for path in snakemake.input.attacks:
@@ -24,7 +25,7 @@ for source, x in sources:
             {
                 "dataset": wc.dataset,
                 "split": wc.split,
-                "ckpt": gan_step(snakemake.input.gan),
+                "ckpt": ckpt,
                 "source": source,
                 "index": index.numpy(),
                 "label": labels.numpy(),

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from cowboy_core.execution import pick_device
-from cowboy_core.io import load_models, load_tensors
+from cowboy_core.io import load_models, load_tensors, read_metadata
 
 LOG = logging.getLogger("cowboy")
 
@@ -88,8 +88,7 @@ def load_checked(path: str, meta: dict[str, Any], device: torch.device, *names: 
 def gan_step(path: str) -> int:
     """The training step a saved GAN reached, from its metadata: the same for a candidate and
     its copy as the chosen GAN (results/models/{dataset}/gan/chosen.safetensors)."""
-    _, meta = load_tensors(path)
-    return int(meta["step"])
+    return int(read_metadata(path)["step"])
 
 
 def read_tables(paths: list[str]) -> Any:
