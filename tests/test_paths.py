@@ -272,6 +272,24 @@ def test_the_variants_config_attacks_each_variant_beside_adversarial_training_on
     assert all((REPO / path).is_file() for path in suite_paths.earlier_run_files(variants))
 
 
+def test_the_eps01_variants_config_attacks_two_variants_at_the_suites_params_so_its_runs_stay_valid():
+    """config/variants-eps0.1-fmnist.yaml runs one epsilon at scale 1: its jobs compute with
+    the same params as the whole variants run (which climbs from them), Carlini's checks
+    included, so a later run of variants-fmnist.yaml reruns none of them."""
+    whole = checked("reproduce-fmnist.yaml", "variants-fmnist.yaml")
+    first = checked("reproduce-fmnist.yaml", "variants-fmnist.yaml", "variants-eps0.1-fmnist.yaml")
+    assert suite_paths.robustness_params(first) == suite_paths.robustness_params(whole)
+    assert first["robustness"]["check_epsilon"] not in first["robustness"]["epsilons"]  # no checks here
+    defenses = suite_paths.robustness_defenses(first, "fashion_mnist")
+    assert defenses == ["none", "adversarial", "variant_encoder", "variant_rec"]
+    files = suite_paths.robustness_files(first)
+    assert files == [f"results/robustness/fashion_mnist/{d}_eps0.1.parquet" for d in defenses]
+    at_scale_1 = {**whole, "robustness": {**whole["robustness"], "scale": 1}}
+    assert set(files) <= set(suite_paths.robustness_files(at_scale_1))  # the whole run's first rung
+    published = paths.published_copies(first)
+    assert published and all(p.startswith("docs/reproduction/variants/eps0.1/") for p in published)
+
+
 def test_a_cleaning_method_per_robustness_defence():
     from cowboy_pipeline.robustness import cleaning_method
 

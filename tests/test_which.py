@@ -25,9 +25,9 @@ def test_each_defence_is_a_point_at_its_deployed_policy_paired_with_adversarial_
         + _rows("cowboy", "reject", [1, 1, 1, 1], [1, 1, 1, 1])  # not the point's policy
     )
     convergence = pd.DataFrame(
-        [{"defense": "cowboy", "policy": "clean-all", "epsilon": 0.1, "converged": False}]
+        [{"defense": "cowboy", "policy": "clean-all", "epsilon": 0.1, "converged": False, "budget_main": 1}]
         + [
-            {"defense": d, "policy": "undefended", "epsilon": 0.1, "converged": True}
+            {"defense": d, "policy": "undefended", "epsilon": 0.1, "converged": True, "budget_main": 2}
             for d in ("none", "adversarial")
         ]
     )
@@ -39,6 +39,8 @@ def test_each_defence_is_a_point_at_its_deployed_policy_paired_with_adversarial_
     assert points.loc["cowboy", "clean_minus_adversarial"] == -0.25
     assert points.loc["none", "robust_accuracy"] == 0.0 and points.loc["none", "converged"]
     assert pd.isna(points.loc["adversarial", "robust_minus_adversarial"])  # not against itself
+    # Points attacked at different budgets say so (the main run's, in multiples of the config's).
+    assert points.loc["cowboy", "budget"] == 1 and points.loc["none", "budget"] == 2
 
 
 def _table_rows(
@@ -76,3 +78,4 @@ def test_an_earlier_runs_points_come_from_its_clean_and_worst_case_rows_unpaired
     assert "robust_minus_adversarial" not in points  # aggregates cannot be paired
     unchecked = earlier_points(table, None, "paper's settings", attacked=set())
     assert not unchecked["converged"].any()  # never doubled: an upper bound
+    assert unchecked["budget"].isna().all()  # and its budget unrecorded

@@ -201,11 +201,6 @@ def _unknown_datasets(config: dict[str, Any]) -> list[str]:
 
 def _study_problems(config: dict[str, Any]) -> list[str]:
     problems, robustness, study = [], config["robustness"], config["discriminator_study"]
-    if robustness["datasets"] and robustness["check_epsilon"] not in robustness["epsilons"]:
-        problems.append(
-            f"robustness.check_epsilon: {robustness['check_epsilon']} is not among robustness.epsilons "
-            f"{robustness['epsilons']}"
-        )
     for name in (n for n in study["datasets"] if n in config["datasets"]):
         ds = config["datasets"][name]
         for attack in sorted({study["validation_attack"], *study["test_attacks"]} - set(ds["attacks"])):

@@ -309,5 +309,7 @@ def which_defence_figure(points: pd.DataFrame) -> Figure:
 
 def _point_label(row: Any) -> str:
     run = getattr(row, "run", THIS_RUN)
-    label = f"{row.defense} ({row.policy}" + ("" if run == THIS_RUN else f", {run}") + ")"
-    return label + ("" if row.converged else ", not converged")
+    budget = getattr(row, "budget", math.nan)
+    label = f"{row.defense} ({row.policy}" + ("" if run == THIS_RUN else f", {run}")
+    label += "" if math.isnan(budget) else f", budget x{budget:g}"
+    return label + ")" + ("" if row.converged else ", not converged")

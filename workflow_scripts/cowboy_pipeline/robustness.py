@@ -126,7 +126,11 @@ def carlini_checks(per_image: pd.DataFrame, *, epsilon: float) -> pd.DataFrame:
         for check, rule, left, right, sign in CARLINI_CHECKS:
             rows.append(_check(str(defense), check, rule, outcome(left), outcome(right), sign, epsilon))
         rows.append(_unbounded_check(str(defense), outcome("check_unbounded")))
-    return pd.DataFrame(rows)
+    # A run with no card attacked, or none at this epsilon, still writes a table one can read.
+    return pd.DataFrame(rows, columns=CHECK_COLUMNS)
+
+
+CHECK_COLUMNS = ["defense", "epsilon", "check", "rule", "left", "right", "noise", "n", "passed"]
 
 
 def _check_outcomes(frame: pd.DataFrame) -> Callable[[str], pd.Series]:

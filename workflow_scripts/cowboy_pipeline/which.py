@@ -4,6 +4,7 @@ paired differences, on the same images, against adversarial training (the field'
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,7 @@ def defence_points(per_image: pd.DataFrame, convergence: pd.DataFrame) -> pd.Dat
         benign = clean.loc[(defense, epsilon)].reindex(robust.index)
         row: dict[str, Any] = {"defense": defense, "policy": deployed_policy(defense), "epsilon": epsilon}
         row |= _accuracy("clean", benign) | _accuracy("robust", robust)
-        row["converged"] = _converged(convergence, defense, row["policy"], epsilon)
+        row |= _checked(convergence, defense, row["policy"], epsilon)
         if defense != REFERENCE and (REFERENCE, epsilon) in worst.index.droplevel("image"):
             row |= _against_reference(worst, clean, defense, epsilon, robust.index)
         rows.append(row)
@@ -68,20 +69,23 @@ def earlier_points(
                 f"{name}_ci_high": found["ci_high"],
                 "n": int(found["n"]),
             }
-        row["converged"] = _converged(convergence, defense, row["policy"], epsilon)
+        row |= _checked(convergence, defense, row["policy"], epsilon)
         rows.append(row | {"dataset": dataset, "run": label})
     return pd.DataFrame(rows)
 
 
-def _converged(convergence: pd.DataFrame | None, defense: str, policy: str, epsilon: float) -> bool:
+def _checked(convergence: pd.DataFrame | None, defense: str, policy: str, epsilon: float) -> dict[str, Any]:
+    """Whether the doubling check passed, and the main run's budget (in multiples of the
+    config's), so that points attacked at different budgets are told apart."""
     if convergence is None:
-        return False  # never checked by doubling: an upper bound
+        return {"converged": False, "budget": math.nan}  # never checked by doubling: an upper bound
     done = convergence[
         (convergence["defense"] == defense)
         & (convergence["policy"] == policy)
         & np.isclose(convergence["epsilon"], epsilon)
     ]
-    return bool(len(done)) and bool(done["converged"].all())
+    budget = float(done["budget_main"].max()) if len(done) and "budget_main" in done else math.nan
+    return {"converged": bool(len(done)) and bool(done["converged"].all()), "budget": budget}
 
 
 def _accuracy(name: str, correct: pd.Series) -> dict[str, float]:
