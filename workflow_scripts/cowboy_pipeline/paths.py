@@ -284,16 +284,19 @@ def published_sources(config: Config) -> list[str]:
     adversarial training's choice, and the robustness and discriminator studies when the
     config runs them."""
     cards = _cards_attacked(config)  # a run that attacks no card republishes none of its outputs
+    # ... except the choices a variant it attacks rests on (the GAN it cleans with, the card
+    # whose cleaning the Rec classifier learns from), made on the run's own models.
+    choices = cards or _variants_attacked(config)
     sources = [
         f"results/defense/{ds}.{what}.csv"
         for ds in config["datasets"]
         for what in ("choice", "alone")
-        if cards
+        if cards or (choices and what == "choice")
     ]
     sources += [
         f"results/models/{ds}.gan-choice.csv"
         for ds, spec in config["datasets"].items()
-        if spec["gan"]["candidates"] and cards  # a validation output too: published with the card's
+        if spec["gan"]["candidates"] and choices  # a validation output too: published with the card's
     ]
     sources += [
         f"results/adversarial/{ds}.adversarial-training.csv"
@@ -318,6 +321,14 @@ def _cards_attacked(config: Config) -> bool:
         return False
     chosen = config["robustness"].get("defenses")
     return chosen is None or bool(set(chosen) & set(config["cleaning"]["methods"]))
+
+
+def _variants_attacked(config: Config) -> bool:
+    chosen = config["robustness"].get("defenses")
+    variants = (
+        [f"variant_{name}" for name in config["variants"]["cards"]] if config["variants"]["datasets"] else []
+    )
+    return bool(config["robustness"]["datasets"]) and any(chosen is None or v in chosen for v in variants)
 
 
 def published_copies(config: Config) -> list[str]:
