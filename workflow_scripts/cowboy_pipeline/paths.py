@@ -324,11 +324,13 @@ def _cards_attacked(config: Config) -> bool:
 
 
 def _variants_attacked(config: Config) -> bool:
-    chosen = config["robustness"].get("defenses")
-    variants = (
-        [f"variant_{name}" for name in config["variants"]["cards"]] if config["variants"]["datasets"] else []
+    from .suite_paths import VARIANT_PREFIX, robustness_defenses  # suite_paths imports this module
+
+    return any(
+        defense.startswith(VARIANT_PREFIX)
+        for ds in config["robustness"]["datasets"]
+        for defense in robustness_defenses(config, ds)
     )
-    return bool(config["robustness"]["datasets"]) and any(chosen is None or v in chosen for v in variants)
 
 
 def published_copies(config: Config) -> list[str]:
