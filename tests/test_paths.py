@@ -293,6 +293,25 @@ def test_the_eps01_variants_config_attacks_rec_at_the_suites_params_so_its_runs_
     assert published and all(p.startswith("docs/reproduction/variants/eps0.1/") for p in published)
 
 
+
+def test_the_anchor_cleaning_config_attacks_cleaning_on_adversarial_training_at_the_suites_params():
+    """config/anchor-cleaning-eps0.1-fmnist.yaml adds clean-all in front of the adversarially
+    trained classifier at one epsilon and scale 1: the same params as the anchor run (a
+    first rung of it), and it publishes the card's and GAN's choices that cleaning rests on."""
+    anchor = checked("reproduce-fmnist.yaml", "anchor-fmnist.yaml")
+    first = checked("reproduce-fmnist.yaml", "anchor-fmnist.yaml", "anchor-cleaning-eps0.1-fmnist.yaml")
+    assert suite_paths.robustness_params(first) == suite_paths.robustness_params(anchor)
+    defenses = suite_paths.robustness_defenses(first, "fashion_mnist")
+    assert defenses == ["none", "adversarial", "adversarial_cowboy"]
+    files = suite_paths.robustness_files(first)
+    assert files == [f"results/robustness/fashion_mnist/{d}_eps0.1.parquet" for d in defenses]
+    published = paths.published_copies(first)
+    out = "docs/reproduction/against-adversarial-training/cleaned-eps0.1/"
+    assert published and all(p.startswith(out) for p in published)
+    names = {Path(p).name for p in published}
+    assert {"fashion_mnist.choice.csv", "fashion_mnist.gan-choice.csv", "which_defence.csv"} <= names
+    assert not {"fashion_mnist.alone.csv", "deployment.csv"} & names  # the card's stay the reproduction's
+
 def test_a_cleaning_method_per_robustness_defence():
     from cowboy_pipeline.robustness import cleaning_method
 

@@ -284,9 +284,9 @@ def published_sources(config: Config) -> list[str]:
     adversarial training's choice, and the robustness and discriminator studies when the
     config runs them."""
     cards = _cards_attacked(config)  # a run that attacks no card republishes none of its outputs
-    # ... except the choices a variant it attacks rests on (the GAN it cleans with, the card
-    # whose cleaning the Rec classifier learns from), made on the run's own models.
-    choices = cards or _variants_attacked(config)
+    # ... except the choices a card-derived defence it attacks rests on (the GAN it cleans
+    # with, the card settings it cleans by), made on the run's own models.
+    choices = cards or _card_derivatives_attacked(config)
     sources = [
         f"results/defense/{ds}.{what}.csv"
         for ds in config["datasets"]
@@ -323,11 +323,13 @@ def _cards_attacked(config: Config) -> bool:
     return chosen is None or bool(set(chosen) & set(config["cleaning"]["methods"]))
 
 
-def _variants_attacked(config: Config) -> bool:
+def _card_derivatives_attacked(config: Config) -> bool:
+    """Whether the suite attacks a defence that cleans by the card's choices without being a
+    card: a clean-all variant, or clean-all in front of the adversarially trained classifier."""
     from .suite_paths import VARIANT_PREFIX, robustness_defenses  # suite_paths imports this module
 
     return any(
-        defense.startswith(VARIANT_PREFIX)
+        defense.startswith(VARIANT_PREFIX) or defense == "adversarial_cowboy"
         for ds in config["robustness"]["datasets"]
         for defense in robustness_defenses(config, ds)
     )
