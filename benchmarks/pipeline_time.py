@@ -3,7 +3,10 @@ and the longest job wall time, peak RSS, and the run's end-to-end wall time from
 Snakemake log (first to last timestamp). The CPU's flags are recorded (compare ratios only).
 
     python -m benchmarks.pipeline_time --run-dir ../full-fmnist --out benchmarks/results/full_fmnist.json
+    python -m benchmarks.pipeline_time --run-dir . --jobs robustness --out benchmarks/results/x.json
     python -m benchmarks.pipeline_time --smoke   # what the tests run: a made-up run directory
+
+--jobs RULE also lists that rule's jobs one by one (the attack suite's per-defence costs).
 """
 
 from __future__ import annotations
@@ -23,21 +26,27 @@ from cowboy_core.io import write_text
 STAMP = "%a %b %d %H:%M:%S %Y"
 
 
-def per_rule(run_dir: Path) -> pd.DataFrame:
-    """One row per rule: results/benchmarks/{rule}/... holds one TSV per job."""
+def per_job(run_dir: Path) -> pd.DataFrame:
+    """One row per job: results/benchmarks/{rule}/{job}.tsv, Snakemake's own measurement."""
     rows = []
-    for tsv in sorted((run_dir / "results" / "benchmarks").rglob("*.tsv")):
-        rule = tsv.relative_to(run_dir / "results" / "benchmarks").parts[0]
-        job = pd.read_csv(tsv, sep="\t").iloc[-1]
+    root = run_dir / "results" / "benchmarks"
+    for tsv in sorted(root.rglob("*.tsv")):
+        rule, *job = tsv.relative_to(root).with_suffix("").parts
+        measured = pd.read_csv(tsv, sep="\t").iloc[-1]
         rows.append(
             {
                 "rule": rule,
-                "seconds": float(job["s"]),
-                "cpu_seconds": float(job["cpu_time"]),
-                "max_rss_mb": float(job["max_rss"]),
+                "job": "/".join(job),
+                "seconds": float(measured["s"]),
+                "cpu_seconds": float(measured["cpu_time"]),
+                "max_rss_mb": float(measured["max_rss"]),
             }
         )
-    jobs = pd.DataFrame(rows, columns=["rule", "seconds", "cpu_seconds", "max_rss_mb"])
+    return pd.DataFrame(rows, columns=["rule", "job", "seconds", "cpu_seconds", "max_rss_mb"])
+
+
+def per_rule(jobs: pd.DataFrame) -> pd.DataFrame:
+    """One row per rule, from per_job's rows."""
     table = jobs.groupby("rule").agg(
         jobs=("seconds", "size"),
         job_seconds=("seconds", "sum"),
@@ -72,8 +81,10 @@ def _span(log: Path) -> float | None:
     return (max(stamps) - min(stamps)).total_seconds() if stamps else None
 
 
-def report(run_dir: Path, note: str | None = None) -> dict[str, object]:
-    table = per_rule(run_dir)
+def report(run_dir: Path, note: str | None = None, listed: tuple[str, ...] = ()) -> dict[str, object]:
+    jobs = per_job(run_dir)
+    table = per_rule(jobs)
+    listed_jobs = jobs[jobs["rule"].isin(listed)].drop(columns="max_rss_mb")
     return {
         "cpu": cpu_flags(),
         "run_dir": str(run_dir),
@@ -82,6 +93,7 @@ def report(run_dir: Path, note: str | None = None) -> dict[str, object]:
         "job_seconds": float(table["job_seconds"].sum()),
         "cpu_seconds": float(table["cpu_seconds"].sum()),
         "rules": table.to_dict(orient="records"),
+        "jobs": listed_jobs.to_dict(orient="records"),
     }
 
 
@@ -107,10 +119,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="write the JSON here (else print it)")
     parser.add_argument("--smoke", action="store_true", help="a made-up run directory: checks that it runs")
     parser.add_argument("--note", default=None, help="what the numbers do not say (a partial or shared run)")
+    parser.add_argument("--jobs", action="append", default=[], metavar="RULE", help="list this rule's jobs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = _smoke_run(Path(tmp)) if args.smoke else args.run_dir
-        text = json.dumps(report(run_dir, args.note), indent=1)
+        listed = ("attack",) if args.smoke else tuple(args.jobs)
+        text = json.dumps(report(run_dir, args.note, listed), indent=1)
     if args.out is None:
         print(text)
     else:

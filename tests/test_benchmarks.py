@@ -71,3 +71,8 @@ def test_pipeline_time_sums_snakemake_benchmarks_per_rule():
     )  # two stages' spans, not the hour between
     assert rules["attack"]["cpu_seconds"] == 6.0 and report["cpu_seconds"] == 12.0  # CPU, not wall
     assert [row["rule"] for row in report["rules"]] == ["attack", "clean"]  # costliest first
+    # --jobs RULE (the smoke mode lists "attack"): that rule's jobs one by one, by their path.
+    assert report["jobs"] == [
+        {"rule": "attack", "job": "ds/a", "seconds": 3.0, "cpu_seconds": 2.0},
+        {"rule": "attack", "job": "ds/b", "seconds": 5.0, "cpu_seconds": 4.0},
+    ]

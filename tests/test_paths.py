@@ -293,7 +293,6 @@ def test_the_eps01_variants_config_attacks_rec_at_the_suites_params_so_its_runs_
     assert published and all(p.startswith("docs/reproduction/variants/eps0.1/") for p in published)
 
 
-
 def test_the_anchor_cleaning_config_attacks_cleaning_on_adversarial_training_at_the_suites_params():
     """config/anchor-cleaning-eps0.1-fmnist.yaml adds clean-all in front of the adversarially
     trained classifier at one epsilon and scale 1: the same params as the anchor run (a
@@ -311,6 +310,7 @@ def test_the_anchor_cleaning_config_attacks_cleaning_on_adversarial_training_at_
     names = {Path(p).name for p in published}
     assert {"fashion_mnist.choice.csv", "fashion_mnist.gan-choice.csv", "which_defence.csv"} <= names
     assert not {"fashion_mnist.alone.csv", "deployment.csv"} & names  # the card's stay the reproduction's
+
 
 def test_a_cleaning_method_per_robustness_defence():
     from cowboy_pipeline.robustness import cleaning_method
