@@ -310,6 +310,9 @@ def test_the_anchor_cleaning_config_attacks_cleaning_on_adversarial_training_at_
     names = {Path(p).name for p in published}
     assert {"fashion_mnist.choice.csv", "fashion_mnist.gan-choice.csv", "which_defence.csv"} <= names
     assert not {"fashion_mnist.alone.csv", "deployment.csv"} & names  # the card's stay the reproduction's
+    earlier = suite_paths.earlier_run_files(first)
+    assert "docs/reproduction/variants/eps0.1/robustness.csv" in earlier
+    assert all((REPO / path).is_file() for path in earlier)
 
 
 def test_a_cleaning_method_per_robustness_defence():
