@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 from torch import nn
 
 # Footnote 2: an attack counts as adversarial if it cuts accuracy by at least 20 percent
@@ -124,6 +123,10 @@ def roc_auc(real_scores: torch.Tensor | np.ndarray, adversarial_scores: torch.Te
     real, adv = _as_numpy(real_scores), _as_numpy(adversarial_scores)
     if real.size == 0 or adv.size == 0:
         raise ValueError("ROC-AUC needs at least one real and one adversarial score")
+    # Imported here, not at the top: scipy.stats costs about a second of start-up, which every
+    # Snakemake job (one interpreter each) would pay for a function few of them call.
+    from scipy.stats import rankdata
+
     ranks = rankdata(np.concatenate([real, adv]))
     rank_sum_real = ranks[: real.size].sum()
     u = rank_sum_real - real.size * (real.size + 1) / 2.0
