@@ -3,7 +3,7 @@ clean and worst-case accuracy, and paired differences against adversarial traini
 
 import pandas as pd
 
-from cowboy_pipeline.which import defence_points, earlier_points
+from cowboy_pipeline.which import defence_points, earlier_points, goal_region
 
 
 def _rows(defense: str, policy: str, clean: list[int], attacked: list[int]) -> list[dict[str, object]]:
@@ -79,3 +79,17 @@ def test_an_earlier_runs_points_come_from_its_clean_and_worst_case_rows_unpaired
     unchecked = earlier_points(table, None, "paper's settings", attacked=set())
     assert not unchecked["converged"].any()  # never doubled: an upper bound
     assert unchecked["budget"].isna().all()  # and its budget unrecorded
+
+
+def test_the_goal_region_is_five_points_below_undefended_clean_and_at_adversarial_trainings_robust():
+    columns = ["defense", "epsilon", "clean_accuracy", "robust_accuracy", "run"]
+    rows = [
+        ("none", 0.1, 0.9, 0.0, "this run"),
+        ("adversarial", 0.1, 0.8, 0.6, "this run"),
+        ("adversarial", 0.3, 0.7, 0.4, "this run"),
+        ("none", 0.3, 0.9, 0.0, "earlier"),  # other images: an earlier run does not set the goal
+    ]
+    points = pd.DataFrame(rows, columns=columns)
+    low_clean, low_robust = goal_region(points, 0.1)
+    assert abs(low_clean - 0.85) < 1e-12 and low_robust == 0.6
+    assert goal_region(points, 0.3) is None

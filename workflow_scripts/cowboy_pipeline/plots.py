@@ -14,11 +14,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from cowboy_core.io import atomic_path
 
-from .which import THIS_RUN
+from .which import THIS_RUN, goal_region
 
 
 def save_figure(figure: Figure, path: str | Path) -> None:
@@ -270,41 +272,50 @@ def discriminator_study_figure(validation: pd.DataFrame) -> Figure:
 def which_defence_figure(points: pd.DataFrame) -> Figure:
     """Issue 22's "which should I use": clean accuracy (x) against worst-case robust accuracy
     (y), one panel per epsilon, one point per defence with 95% intervals both ways; a hollow
-    marker where the doubling check says the attack has not converged (an upper bound)."""
+    marker where the doubling check says the attack has not converged (an upper bound), and
+    the goal's region shaded where this run gives it."""
     epsilons = sorted(points["epsilon"].unique())
-    fig, axes = plt.subplots(1, len(epsilons), figsize=(5.2 * len(epsilons), 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(epsilons), figsize=(5.6 * len(epsilons), 7.0), squeeze=False)
     for ax, epsilon in zip(axes[0], epsilons, strict=True):
+        corner = goal_region(points, epsilon)
+        if corner is not None:
+            ax.add_patch(Rectangle(corner, 1.0 - corner[0], 1.02 - corner[1], color="C2", alpha=0.12))
+            ax.text(corner[0] + 0.01, 1.0, "goal", va="top", fontsize=8, color="C2")
         for i, row in enumerate(points[points["epsilon"] == epsilon].itertuples()):
-            color = f"C{i % 10}"
-            ax.errorbar(
-                row.clean_accuracy,
-                row.robust_accuracy,
-                xerr=[
-                    [max(0.0, row.clean_accuracy - row.clean_ci_low)],
-                    [max(0.0, row.clean_ci_high - row.clean_accuracy)],
-                ],
-                yerr=[
-                    [max(0.0, row.robust_accuracy - row.robust_ci_low)],
-                    [max(0.0, row.robust_ci_high - row.robust_accuracy)],
-                ],
-                marker="o" if getattr(row, "run", THIS_RUN) == THIS_RUN else "s",
-                markerfacecolor=color if row.converged else "white",
-                color=color,
-                capsize=2,
-                label=_point_label(row),
-            )
+            _draw_point(ax, row, f"C{i % 10}")
         ax.set_xlabel("clean accuracy")
         ax.set_ylabel("robust accuracy, worst case over the suite")
         ax.set_title(f"L-inf epsilon {epsilon:g}, n = {int(points['n'].max())} test images")
         ax.set_xlim(0, 1)
         ax.set_ylim(-0.02, 1.02)
-        ax.legend(fontsize=7, loc="upper left")
+        # Below the axes: inside them the legend hid the adversarial-training point.
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13))
     fig.suptitle(
         "Which defence? Clean against robust accuracy\n"
         "(hollow: the attack has not converged; square: an earlier run's committed point, unpaired)"
     )
     fig.tight_layout()
     return fig
+
+
+def _draw_point(ax: Axes, row: Any, color: str) -> None:
+    ax.errorbar(
+        row.clean_accuracy,
+        row.robust_accuracy,
+        xerr=[
+            [max(0.0, row.clean_accuracy - row.clean_ci_low)],
+            [max(0.0, row.clean_ci_high - row.clean_accuracy)],
+        ],
+        yerr=[
+            [max(0.0, row.robust_accuracy - row.robust_ci_low)],
+            [max(0.0, row.robust_ci_high - row.robust_accuracy)],
+        ],
+        marker="o" if getattr(row, "run", THIS_RUN) == THIS_RUN else "s",
+        markerfacecolor=color if row.converged else "white",
+        color=color,
+        capsize=2,
+        label=_point_label(row),
+    )
 
 
 def _point_label(row: Any) -> str:

@@ -46,6 +46,21 @@ def defence_points(per_image: pd.DataFrame, convergence: pd.DataFrame) -> pd.Dat
 
 
 THIS_RUN = "this run"
+GOAL_CLEAN_COST = 0.05  # issue 22: at most 5 points of clean accuracy below the bare classifier
+
+
+def goal_region(points: pd.DataFrame, epsilon: float) -> tuple[float, float] | None:
+    """Issue 22's goal at one epsilon, as the lower-left corner (clean, robust) of the region a
+    clean-all variant must reach: within GOAL_CLEAN_COST of this run's undefended clean
+    accuracy, and at least this run's adversarial training's robust accuracy. None unless
+    this run attacked both; the region is only meaningful on the same images."""
+    own = points[(points["epsilon"] == epsilon) & (points.get("run", THIS_RUN) == THIS_RUN)]
+    own = own.set_index("defense")
+    if not {"none", REFERENCE} <= set(own.index):
+        return None
+    return float(own.loc["none", "clean_accuracy"]) - GOAL_CLEAN_COST, float(
+        own.loc[REFERENCE, "robust_accuracy"]
+    )
 
 
 def earlier_points(
