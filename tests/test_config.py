@@ -95,6 +95,18 @@ def test_messages_list_allowed_values():
         validate_config(config, SCHEMA)
 
 
+def test_a_pattern_message_says_what_that_key_allows_not_the_attack_names():
+    config = copy.deepcopy(TINY)
+    config.setdefault("robustness", {})["defenses"] = ["bogus"]
+    with pytest.raises(ConfigError) as info:
+        validate_config(config, SCHEMA)
+    assert "bogus" in str(info.value) and "variant_" in str(info.value) and "fgsm" not in str(info.value)
+    config = copy.deepcopy(TINY)
+    config["detection"]["calibration_attack"] = "cw"
+    with pytest.raises(ConfigError, match="allowed: fgsm, pgd"):
+        validate_config(config, SCHEMA)
+
+
 def test_good_configs_validate_and_get_defaults():
     for name in ("tiny", "quick", "config", "reproduce-fmnist"):
         path = REPO / "config" / f"{name}.yaml"

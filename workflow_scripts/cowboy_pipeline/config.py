@@ -56,7 +56,7 @@ def _describe(error: ValidationError) -> str:
     if error.validator == "additionalProperties" and "patternProperties" in schema:
         return f"{key}: {error.message}; allowed: {attack_names}"
     if error.validator == "pattern":
-        return f"{key}: {error.instance!r} is not allowed; allowed: {attack_names}"
+        return f"{key}: {error.instance!r} is not allowed; allowed: {_pattern_words(error.validator_value)}"
     if error.validator == "additionalProperties":
         keys = sorted(schema.get("properties", {}))
         return f"{key}: {error.message}; allowed keys: {', '.join(keys)}"
@@ -81,6 +81,15 @@ def _describe(error: ValidationError) -> str:
     kind = schema.get("type")
     allowed = f"; allowed: {kind} {' and '.join(bounds)}".rstrip() if (bounds or kind) else ""
     return f"{key}: {error.message}{allowed}"
+
+
+def _pattern_words(pattern: str) -> str:
+    """What a pattern allows, in words where the schema's patterns have them: the attack names
+    for an attack's, and the pattern itself for any other (a label, a defence name)."""
+    if "(fgsm|pgd|bim|mim|vam)" in pattern:
+        names = f"{', '.join(AttackName)}, optionally labelled ({AttackName.FGSM}-std)"
+        return ("none, " if pattern.startswith("^(none|") else "") + names
+    return f"a string matching {pattern}"
 
 
 def load_schema(path: str | Path) -> dict[str, Any]:
