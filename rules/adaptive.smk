@@ -155,6 +155,25 @@ rule robustness_report:
         "../workflow_scripts/robustness_report.py"
 
 
+# Issue 22's one figure across runs, from their committed points (no run of its own).
+if config["which_defence"]["runs"]:
+    SUMMARY = config["which_defence"]["output_dir"]
+    CAPTION = "../report/which_defence_summary.rst"
+
+    rule which_defence_summary:
+        input:
+            [run["points"] for run in config["which_defence"]["runs"]],
+        output:
+            table=report(f"{SUMMARY}/which_defence_summary.csv", category="Beyond the paper", caption=CAPTION),
+            figure=report(f"{SUMMARY}/which_defence_summary.png", category="Beyond the paper", caption=CAPTION),
+        params:
+            labels=[run["label"] for run in config["which_defence"]["runs"]],
+        log:
+            "results/logs/report/which_defence_summary.log",
+        script:
+            "../workflow_scripts/which_defence_summary.py"
+
+
 # The committed copies under docs/reproduction, written by the pipeline.
 if paths.published_copies():
 

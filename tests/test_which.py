@@ -3,7 +3,7 @@ clean and worst-case accuracy, and paired differences against adversarial traini
 
 import pandas as pd
 
-from cowboy_pipeline.which import defence_points, earlier_points, goal_region
+from cowboy_pipeline.which import defence_points, earlier_points, goal_region, summary_points
 
 
 def _rows(defense: str, policy: str, clean: list[int], attacked: list[int]) -> list[dict[str, object]]:
@@ -93,3 +93,32 @@ def test_the_goal_region_is_five_points_below_undefended_clean_and_at_adversaria
     low_clean, low_robust = goal_region(points, 0.1)
     assert abs(low_clean - 0.85) < 1e-12 and low_robust == 0.6
     assert goal_region(points, 0.3) is None
+
+
+def test_the_summary_keeps_the_first_runs_bare_classifiers_and_each_runs_own_rows():
+    columns = ["defense", "epsilon", "clean_accuracy", "robust_accuracy", "robust_minus_adversarial", "run"]
+    own = "this run"
+    anchor_rows = [
+        ("none", 0.1, 0.9, 0.0, -0.6, own),
+        ("adversarial", 0.1, 0.8, 0.6, None, own),
+        ("cowboy", 0.1, 0.7, 0.2, None, "chosen card"),
+    ]
+    rec_rows = [
+        ("none", 0.1, 0.88, 0.0, -0.6, own),
+        ("adversarial", 0.1, 0.81, 0.62, None, own),
+        ("variant_rec", 0.1, 0.8, 0.3, -0.32, own),
+        ("cowboy", 0.1, 0.7, 0.2, None, "chosen card"),
+    ]
+    anchor, rec = (pd.DataFrame(rows, columns=columns) for rows in (anchor_rows, rec_rows))
+    # A later run drew the Rec run's committed point without its paired difference.
+    later = pd.DataFrame([("variant_rec", 0.1, 0.8, 0.3, None, "rec run")], columns=columns)
+    points = summary_points([("anchor", anchor), ("later", later), ("rec run", rec)])
+    keys = set(zip(points["defense"], points["run"], strict=True))
+    assert keys == {
+        ("none", "anchor"),
+        ("adversarial", "anchor"),
+        ("cowboy", "chosen card"),
+        ("variant_rec", "rec run"),
+    }
+    assert points.set_index("defense").loc["variant_rec", "robust_minus_adversarial"] == -0.32
+    assert goal_region(points, 0.1, reference="anchor") == (0.9 - 0.05, 0.6)

@@ -255,6 +255,9 @@ def test_robustness_suite_tables_cover_every_defence_policy_and_the_convergence_
     which = pd.read_csv(results / "which_defence.csv")
     assert set(which["defense"]) == {d for d, _ in cells} and (results / "figures/which_defence.png").exists()
     assert which.loc[which["defense"] == "cowboy", "policy"].eq("clean-all").all()
+    summary = pd.read_csv(results / "which_defence_summary.csv")  # the one run, relabelled
+    assert summary["run"].eq("tiny run").all() and len(summary) == len(which)
+    assert (results / "which_defence_summary.png").exists()
     chaos = pd.read_csv(results / "chaos.csv")
     assert set(zip(chaos["method"], chaos["settings"], strict=True)) == {
         (m, s) for m in ("cowboy", "defense_gan") for s in ("card", "paper")

@@ -348,6 +348,8 @@ def all_targets(config: Config) -> list[str]:
     extra += [f"results/epsilon_sweep/{ds}.csv" for ds in config["epsilon_sweep"]["datasets"]]
     extra += ROBUSTNESS_OUTPUTS if config["robustness"]["datasets"] else []
     extra += STUDY_OUTPUTS if config["discriminator_study"]["datasets"] else []
+    summary = config["which_defence"]
+    extra += [f"{summary['output_dir']}/which_defence_summary.{k}" for k in ("csv", "png") if summary["runs"]]
     tables = ["table1", "table2", "table2_paired", "detection", "accuracy", "sweep"]
     return [
         *extra,

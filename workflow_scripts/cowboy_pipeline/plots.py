@@ -269,20 +269,24 @@ def discriminator_study_figure(validation: pd.DataFrame) -> Figure:
     return fig
 
 
-def which_defence_figure(points: pd.DataFrame) -> Figure:
+def which_defence_figure(points: pd.DataFrame, reference: str = THIS_RUN) -> Figure:
     """Issue 22's "which should I use": clean accuracy (x) against worst-case robust accuracy
     (y), one panel per epsilon, one point per defence with 95% intervals both ways; a hollow
-    marker where the doubling check says the attack has not converged (an upper bound), and
-    the goal's region shaded where this run gives it."""
+    marker where the doubling check says the attack has not converged (an upper bound), a
+    square for another run's point than the reference run's (unpaired with it), and the
+    goal's region shaded where the reference run gives it."""
     epsilons = sorted(points["epsilon"].unique())
     fig, axes = plt.subplots(1, len(epsilons), figsize=(5.6 * len(epsilons), 7.0), squeeze=False)
+    runs = points["run"] if "run" in points else pd.Series(THIS_RUN, index=points.index)
+    keys = list(dict.fromkeys(zip(points["defense"], runs, strict=True)))
+    colors = {key: f"C{i % 10}" for i, key in enumerate(keys)}  # a defence keeps its colour in every panel
     for ax, epsilon in zip(axes[0], epsilons, strict=True):
-        corner = goal_region(points, epsilon)
+        corner = goal_region(points, epsilon, reference)
         if corner is not None:
             ax.add_patch(Rectangle(corner, 1.0 - corner[0], 1.02 - corner[1], color="C2", alpha=0.12))
             ax.text(corner[0] + 0.01, 1.0, "goal", va="top", fontsize=8, color="C2")
-        for i, row in enumerate(points[points["epsilon"] == epsilon].itertuples()):
-            _draw_point(ax, row, f"C{i % 10}")
+        for row in points[points["epsilon"] == epsilon].itertuples():
+            _draw_point(ax, row, colors[(row.defense, getattr(row, "run", THIS_RUN))], reference)
         ax.set_xlabel("clean accuracy")
         ax.set_ylabel("robust accuracy, worst case over the suite")
         ax.set_title(f"L-inf epsilon {epsilon:g}, n = {int(points['n'].max())} test images")
@@ -292,13 +296,13 @@ def which_defence_figure(points: pd.DataFrame) -> Figure:
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13))
     fig.suptitle(
         "Which defence? Clean against robust accuracy\n"
-        "(hollow: the attack has not converged; square: an earlier run's committed point, unpaired)"
+        "(hollow: the attack has not converged; square: another run's committed point, unpaired)"
     )
     fig.tight_layout()
     return fig
 
 
-def _draw_point(ax: Axes, row: Any, color: str) -> None:
+def _draw_point(ax: Axes, row: Any, color: str, reference: str) -> None:
     ax.errorbar(
         row.clean_accuracy,
         row.robust_accuracy,
@@ -310,17 +314,17 @@ def _draw_point(ax: Axes, row: Any, color: str) -> None:
             [max(0.0, row.robust_accuracy - row.robust_ci_low)],
             [max(0.0, row.robust_ci_high - row.robust_accuracy)],
         ],
-        marker="o" if getattr(row, "run", THIS_RUN) == THIS_RUN else "s",
+        marker="o" if getattr(row, "run", THIS_RUN) == reference else "s",
         markerfacecolor=color if row.converged else "white",
         color=color,
         capsize=2,
-        label=_point_label(row),
+        label=_point_label(row, reference),
     )
 
 
-def _point_label(row: Any) -> str:
+def _point_label(row: Any, reference: str) -> str:
     run = getattr(row, "run", THIS_RUN)
     budget = getattr(row, "budget", math.nan)
-    label = f"{row.defense} ({row.policy}" + ("" if run == THIS_RUN else f", {run}")
+    label = f"{row.defense} ({row.policy}" + ("" if run == reference else f", {run}")
     label += "" if math.isnan(budget) else f", budget x{budget:g}"
     return label + ")" + ("" if row.converged else ", not converged")

@@ -5,6 +5,7 @@ paired differences, on the same images, against adversarial training (the field'
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -49,18 +50,37 @@ THIS_RUN = "this run"
 GOAL_CLEAN_COST = 0.05  # issue 22: at most 5 points of clean accuracy below the bare classifier
 
 
-def goal_region(points: pd.DataFrame, epsilon: float) -> tuple[float, float] | None:
+def goal_region(
+    points: pd.DataFrame, epsilon: float, reference: str = THIS_RUN
+) -> tuple[float, float] | None:
     """Issue 22's goal at one epsilon, as the lower-left corner (clean, robust) of the region a
-    clean-all variant must reach: within GOAL_CLEAN_COST of this run's undefended clean
-    accuracy, and at least this run's adversarial training's robust accuracy. None unless
-    this run attacked both; the region is only meaningful on the same images."""
-    own = points[(points["epsilon"] == epsilon) & (points.get("run", THIS_RUN) == THIS_RUN)]
+    clean-all variant must reach: within GOAL_CLEAN_COST of the reference run's undefended
+    clean accuracy, and at least its adversarial training's robust accuracy. None unless that
+    run attacked both; the region is only meaningful on the same images."""
+    own = points[(points["epsilon"] == epsilon) & (points.get("run", THIS_RUN) == reference)]
     own = own.set_index("defense")
     if not {"none", REFERENCE} <= set(own.index):
         return None
-    return float(own.loc["none", "clean_accuracy"]) - GOAL_CLEAN_COST, float(
-        own.loc[REFERENCE, "robust_accuracy"]
-    )
+    clean = float(own.loc["none", "clean_accuracy"]) - GOAL_CLEAN_COST
+    return clean, float(own.loc[REFERENCE, "robust_accuracy"])
+
+
+def summary_points(runs: Sequence[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
+    """Every run's points in one table, for one figure across runs. A file's own points ("this
+    run") take its run's label; the points it drew from earlier runs are kept once, under
+    their labels, and a run's own row wins over a copy another run drew (only the own row has
+    the paired differences). Every run retrains the bare classifiers: the first run's alone
+    are kept, and they set the goal. Rows of different runs share the test images and the
+    suite but are unpaired; each keeps what its own run paired against its own adversarial
+    training."""
+    frames = [
+        frame.assign(own=frame["run"] == THIS_RUN, run=frame["run"].where(frame["run"] != THIS_RUN, label))
+        for label, frame in runs
+    ]
+    points = pd.concat(frames, ignore_index=True).sort_values("own", ascending=False, kind="stable")
+    points = points[~points["defense"].isin(BARE) | (points["run"] == runs[0][0])]
+    points = points.drop_duplicates(["defense", "epsilon", "run"], keep="first")
+    return points.drop(columns="own").sort_index().reset_index(drop=True)
 
 
 def earlier_points(
