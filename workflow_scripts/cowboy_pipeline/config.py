@@ -49,12 +49,14 @@ def _with_defaults(base: type[Draft202012Validator]) -> Any:
 _Validator = _with_defaults(Draft202012Validator)
 
 
+ATTACK_NAMES = f"{', '.join(AttackName)}, optionally labelled ({AttackName.FGSM}-std)"
+
+
 def _describe(error: ValidationError) -> str:
     key = ".".join(str(part) for part in error.absolute_path) or "<top level>"
     schema = error.schema if isinstance(error.schema, dict) else {}
-    attack_names = f"{', '.join(AttackName)}, optionally labelled ({AttackName.FGSM}-std)"
     if error.validator == "additionalProperties" and "patternProperties" in schema:
-        return f"{key}: {error.message}; allowed: {attack_names}"
+        return f"{key}: {error.message}; allowed: {ATTACK_NAMES}"
     if error.validator == "pattern":
         return f"{key}: {error.instance!r} is not allowed; allowed: {_pattern_words(error.validator_value)}"
     if error.validator == "additionalProperties":
@@ -86,9 +88,8 @@ def _describe(error: ValidationError) -> str:
 def _pattern_words(pattern: str) -> str:
     """What a pattern allows, in words where the schema's patterns have them: the attack names
     for an attack's, and the pattern itself for any other (a label, a defence name)."""
-    if "(fgsm|pgd|bim|mim|vam)" in pattern:
-        names = f"{', '.join(AttackName)}, optionally labelled ({AttackName.FGSM}-std)"
-        return ("none, " if pattern.startswith("^(none|") else "") + names
+    if f"({'|'.join(AttackName)})" in pattern:
+        return ("none, " if pattern.startswith("^(none|") else "") + ATTACK_NAMES
     return f"a string matching {pattern}"
 
 

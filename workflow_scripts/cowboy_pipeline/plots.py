@@ -277,8 +277,8 @@ def which_defence_figure(points: pd.DataFrame, reference: str = THIS_RUN) -> Fig
     goal's region shaded where the reference run gives it."""
     epsilons = sorted(points["epsilon"].unique())
     fig, axes = plt.subplots(1, len(epsilons), figsize=(5.6 * len(epsilons), 7.0), squeeze=False)
-    runs = points["run"] if "run" in points else pd.Series(THIS_RUN, index=points.index)
-    keys = list(dict.fromkeys(zip(points["defense"], runs, strict=True)))
+    points = points if "run" in points else points.assign(run=THIS_RUN)
+    keys = list(dict.fromkeys(zip(points["defense"], points["run"], strict=True)))
     colors = {key: f"C{i % 10}" for i, key in enumerate(keys)}  # a defence keeps its colour in every panel
     for ax, epsilon in zip(axes[0], epsilons, strict=True):
         corner = goal_region(points, epsilon, reference)
@@ -286,7 +286,7 @@ def which_defence_figure(points: pd.DataFrame, reference: str = THIS_RUN) -> Fig
             ax.add_patch(Rectangle(corner, 1.0 - corner[0], 1.02 - corner[1], color="C2", alpha=0.12))
             ax.text(corner[0] + 0.01, 1.0, "goal", va="top", fontsize=8, color="C2")
         for row in points[points["epsilon"] == epsilon].itertuples():
-            _draw_point(ax, row, colors[(row.defense, getattr(row, "run", THIS_RUN))], reference)
+            _draw_point(ax, row, colors[(row.defense, row.run)], reference)
         ax.set_xlabel("clean accuracy")
         ax.set_ylabel("robust accuracy, worst case over the suite")
         ax.set_title(f"L-inf epsilon {epsilon:g}, n = {int(points['n'].max())} test images")
@@ -314,7 +314,7 @@ def _draw_point(ax: Axes, row: Any, color: str, reference: str) -> None:
             [max(0.0, row.robust_accuracy - row.robust_ci_low)],
             [max(0.0, row.robust_ci_high - row.robust_accuracy)],
         ],
-        marker="o" if getattr(row, "run", THIS_RUN) == reference else "s",
+        marker="o" if row.run == reference else "s",
         markerfacecolor=color if row.converged else "white",
         color=color,
         capsize=2,
@@ -323,7 +323,7 @@ def _draw_point(ax: Axes, row: Any, color: str, reference: str) -> None:
 
 
 def _point_label(row: Any, reference: str) -> str:
-    run = getattr(row, "run", THIS_RUN)
+    run = row.run
     budget = getattr(row, "budget", math.nan)
     label = f"{row.defense} ({row.policy}" + ("" if run == reference else f", {run}")
     label += "" if math.isnan(budget) else f", budget x{budget:g}"
