@@ -14,45 +14,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from .choices import Choice
+from .choices import AttackName
 
 LOG = logging.getLogger(__name__)
 BOUNDS = (-1.0, 1.0)
 # The models' input range is twice as wide as the [0, 1] range epsilons are quoted in.
 PIXEL_SCALE = BOUNDS[1] - BOUNDS[0]
-
-
-class AttackName(Choice, what="attack"):
-    """The attacks of the paper's Tables 1 and 2."""
-
-    FGSM = "fgsm"  # in the order of the paper's rows
-    PGD = "pgd"
-    BIM = "bim"
-    MIM = "mim"
-    VAM = "vam"
-
-    @property
-    def norm(self) -> str:
-        return "l2" if self is AttackName.VAM else "linf"
-
-
-# "none" stands for the unattacked images (the clean half of a deployment stream).
-NO_ATTACK = "none"
-# A labelled attack, "fgsm-std", runs one attack at another budget.
-LABEL_PATTERN = "(-[a-z0-9]+)?"
-
-
-def attack_pattern() -> str:
-    """Regular expression of a (labelled) attack name, for configs and wildcards."""
-    return f"({'|'.join(AttackName)}){LABEL_PATTERN}"
-
-
-def parse_attack(name: str) -> tuple[AttackName | None, str]:
-    """Split a labelled attack: "fgsm-std" is (FGSM, "std"); "none" is (None, "")."""
-    if name == NO_ATTACK:
-        return None, ""
-    base, _, label = name.partition("-")
-    return AttackName.parse(base), label
 
 
 @dataclass(frozen=True)

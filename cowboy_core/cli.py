@@ -16,12 +16,12 @@ import numpy as np
 import torch
 
 from .card import describe, read_card
+from .choices import Optimizer
 from .cleaning import Cowboy
 from .defended import Policy, apply_policy
 from .execution import Execution
 from .io import CheckpointError, atomic_path, load_models
 from .settings import DEFAULT_SETTINGS, Method, Settings
-from .updates import Optimizer
 
 IMAGE_SUFFIXES = (".png",)
 

@@ -10,8 +10,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .choices import Choice
-from .updates import Optimizer
+from .choices import Choice, Optimizer
 
 
 class Method(Choice, what="cleaning method"):

@@ -18,19 +18,9 @@ from collections.abc import Callable
 
 import torch
 
-from .choices import Choice
+from .choices import Optimizer
 
 RowLoss = Callable[[torch.Tensor], torch.Tensor]
-
-
-class Optimizer(Choice, what="optimizer"):
-    """Update rule on z: the paper's plain gradient descent, heavy-ball momentum, Adam, or
-    gradient descent with a per-row backtracking (Armijo) line search."""
-
-    GD = "gd"
-    MOMENTUM = "momentum"
-    ADAM = "adam"
-    BACKTRACKING = "backtracking"
 
 
 class UpdateRule:

@@ -10,9 +10,8 @@ from pathlib import Path
 # scripts' path too); the library, cowboy_core, is installed.
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow_scripts"))
 
-from cowboy_core.attacks import NO_ATTACK, attack_pattern
+from cowboy_core.choices import NO_ATTACK, Optimizer, attack_pattern
 from cowboy_core.settings import Method
-from cowboy_core.updates import Optimizer
 from cowboy_pipeline import gan_choice as gan_choice_functions
 from cowboy_pipeline import paths as path_functions
 from cowboy_pipeline import study_paths as study_functions

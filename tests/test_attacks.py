@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from cowboy_core.attacks import AttackName, AttackSpec, run_attack
+from cowboy_core.attacks import AttackSpec, run_attack
+from cowboy_core.choices import AttackName
 from cowboy_core.models import Classifier
 from cowboy_core.training import predict, train_classifier
 from cowboy_pipeline.toy import fgsm, two_gaussians

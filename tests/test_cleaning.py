@@ -5,10 +5,11 @@ import torch
 import torch.nn.functional as F
 
 from cowboy_core import Cowboy, Execution, Objective, descend
+from cowboy_core.choices import Optimizer
 from cowboy_core.models import DCGANDiscriminator, freeze
 from cowboy_core.restarts import initial_latents
 from cowboy_core.settings import Settings
-from cowboy_core.updates import GD, UPDATE_RULES, Adam, Momentum, Optimizer
+from cowboy_core.updates import GD, UPDATE_RULES, Adam, Momentum
 
 
 def test_cleaning_lowers_the_objective(tiny_gan, images):

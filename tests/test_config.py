@@ -61,7 +61,7 @@ BAD = [
 def test_schema_lists_the_librarys_values():
     """The experiment's axes live in the library's enums; the schema must not drift from them."""
     from cowboy_core import AttackName, DatasetName, Method, Optimizer
-    from cowboy_core.attacks import attack_pattern
+    from cowboy_core.choices import attack_pattern
 
     schema = load_schema(REPO / "config" / "schema.yaml")
     props = schema["properties"]

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from cowboy_core import DefendedClassifier
-from cowboy_core.attacks import AttackName, AttackSpec, parse_attack
+from cowboy_core.attacks import AttackSpec
+from cowboy_core.choices import AttackName, parse_attack
 from cowboy_core.data import (
     DataNotFoundError,
     load_images,

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from cowboy_core import Cowboy, DefendedClassifier, Execution
-from cowboy_core.attacks import AttackName, AttackSpec, run_attack
+from cowboy_core.attacks import AttackSpec, run_attack
+from cowboy_core.choices import AttackName
 from cowboy_core.models import Classifier, freeze
 from cowboy_core.settings import Settings
 

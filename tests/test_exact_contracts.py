@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from cowboy_core.attacks import AttackName, AttackSpec, _foolbox_attack, run_attack
+from cowboy_core.attacks import AttackSpec, _foolbox_attack, run_attack
 from cowboy_core.card import CardError, check_card, describe, read_card
+from cowboy_core.choices import AttackName
 from cowboy_core.detection import (
     Calibration,
     _as_numpy,
@@ -177,7 +178,8 @@ def test_settings_refusals_name_the_type_and_every_known_key():
 
 
 def test_settings_store_enum_members_as_plain_strings():
-    from cowboy_core.settings import Method, Optimizer
+    from cowboy_core.choices import Optimizer
+    from cowboy_core.settings import Method
 
     settings = check_settings({"method": Method.DEFENSE_GAN, "optimizer": Optimizer.MOMENTUM})
     assert type(settings.method) is str and type(settings.optimizer) is str

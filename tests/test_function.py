@@ -24,7 +24,7 @@ def _chunks_of_7(call, x):
 def trained(tiny_run):
     models, _ = load_models(tiny_run / "results/models/fashion_mnist/gan/step20.safetensors")
     (classifier,) = load_models(tiny_run / "results/models/fashion_mnist/classifier.safetensors")[0].values()
-    images = load_split(str(tiny_run / "results/data/fashion_mnist/eval.safetensors"), "val")[0][:20]
+    images = load_split(str(tiny_run / "results/data/fashion_mnist/eval.safetensors"), "val")[0][:12]
     return models["generator"], models["discriminator"], classifier.eval(), images
 
 
@@ -33,12 +33,13 @@ def trained(tiny_run):
 @pytest.mark.parametrize("restarts", [1, 3])
 def test_cleaning_is_the_same_bits_alone_in_a_batch_and_in_chunks(trained, optimizer, restarts):
     g, d, _, x = trained
-    # A chunk of 16 rows: 20 images x 3 restarts span several chunks, the last one padded.
+    # Chunks of 8 rows: 12 images x 1 or 3 restarts span several chunks, the last one padded,
+    # and an image alone (1 or 3 rows) is padded to 8.
     defense = Cowboy(
         g,
         d,
         Settings(steps=6, lr=0.05, restarts=restarts, optimizer=optimizer),
-        execution=Execution(batch_size=16),
+        execution=Execution(batch_size=8),
     )
     together = defense.clean(x, seed=4)
     assert torch.equal(together, _alone(lambda rows: defense.clean(rows, seed=4), x))

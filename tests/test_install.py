@@ -35,6 +35,23 @@ PIPELINE_DISTRIBUTIONS = {
 }
 
 
+def test_every_public_name_loads_from_its_home():
+    """cowboy_core's names load on first use: each one in __all__ resolves, to what its module
+    defines, and a name it does not have is an AttributeError (not an ImportError)."""
+    import importlib
+
+    import cowboy_core
+
+    assert sorted(cowboy_core.__all__) == sorted(cowboy_core._HOMES)
+    for name, home in cowboy_core._HOMES.items():
+        defined = getattr(importlib.import_module(f"cowboy_core.{home}"), name)
+        assert getattr(cowboy_core, name) is defined, name
+        assert defined.__module__ == f"cowboy_core.{home}", name  # the home is where it is defined
+    with pytest.raises(AttributeError, match="no attribute 'Cleaner'"):
+        _ = cowboy_core.Cleaner  # type: ignore[attr-defined]
+    assert set(cowboy_core.__all__) <= set(dir(cowboy_core))
+
+
 def test_no_library_module_imports_the_pipeline():
     """Read from the source, so that a lazy import inside a function is caught too."""
     found = []

@@ -2,7 +2,8 @@
 
 import sys
 
-from cowboy_core.attacks import AttackSpec, parse_attack, run_attack
+from cowboy_core.attacks import AttackSpec, run_attack
+from cowboy_core.choices import parse_attack
 from cowboy_core.io import save_tensors
 from cowboy_core.training import predict
 from cowboy_pipeline.runtime import load_checked, load_split, stable_offset, start_job

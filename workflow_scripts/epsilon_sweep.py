@@ -2,7 +2,8 @@
 
 import pandas as pd
 
-from cowboy_core.attacks import AttackName, AttackSpec, run_attack
+from cowboy_core.attacks import AttackSpec, run_attack
+from cowboy_core.choices import AttackName
 from cowboy_core.io import write_dataframe
 from cowboy_core.training import predict
 from cowboy_pipeline.runtime import load_checked, load_split, start_job

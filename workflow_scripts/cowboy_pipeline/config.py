@@ -14,7 +14,7 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
-from cowboy_core.attacks import AttackName
+from cowboy_core.choices import AttackName
 
 # Test-set sizes of the torchvision datasets, to refuse a subset larger than the set.
 TEST_SET_SIZES = {"mnist": 10000, "fashion_mnist": 10000, "cifar10": 10000, "svhn": 26032}

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
-from cowboy_core.attacks import NO_ATTACK, parse_attack
+from cowboy_core.choices import NO_ATTACK, parse_attack
 
 from .config import canonical, format_number, run_steps
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cowboy_core.attacks import parse_attack
+from cowboy_core.choices import parse_attack
 
 ORIGINAL = {"mnist": 0.97, "fashion_mnist": 0.89, "cifar10": 0.78, "svhn": 0.87}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from cowboy_core.attacks import NO_ATTACK
+from cowboy_core.choices import NO_ATTACK
 from cowboy_core.settings import Method
 
 from .config import format_number

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cowboy_core.attacks import AttackName, parse_attack
+from cowboy_core.choices import AttackName, parse_attack
 from cowboy_core.detection import Calibration, calibrate_threshold, detection_rate, roc_auc, tpr_at_fpr
 
 from .statistics import paired_comparison, wilson_interval
