@@ -122,3 +122,19 @@ def test_the_summary_keeps_the_first_runs_bare_classifiers_and_each_runs_own_row
     }
     assert points.set_index("defense").loc["variant_rec", "robust_minus_adversarial"] == -0.32
     assert goal_region(points, 0.1, reference="anchor") == (0.9 - 0.05, 0.6)
+
+
+def test_a_defence_keeps_one_colour_across_panels_and_no_two_points_share_one():
+    from cowboy_pipeline.plots import point_colors
+
+    rows = [
+        ("adversarial", "anchor", 0.1), ("adversarial", "anchor", 0.3),
+        ("cowboy", "chosen card", 0.1), ("cowboy", "paper's settings", 0.1),  # one panel: two colours
+        ("variant_encoder", "encoder run", 0.1), ("variant_encoder", "run at 0.3", 0.3),  # one colour
+    ] + [(f"other{i}", "anchor", 0.1) for i in range(7)]  # fmt: skip
+    points = pd.DataFrame(rows, columns=["defense", "run", "epsilon"])
+    colors = point_colors(points)
+    assert colors[("variant_encoder", "encoder run")] == colors[("variant_encoder", "run at 0.3")]
+    assert colors[("cowboy", "chosen card")] != colors[("cowboy", "paper's settings")]
+    distinct = {colors[(d, r if d != "variant_encoder" else "encoder run")] for d, r, _ in rows}
+    assert len(distinct) == 11  # eleven defences drawn: past tab10's ten, none repeats

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.axes import Axes
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
@@ -278,8 +279,7 @@ def which_defence_figure(points: pd.DataFrame, reference: str = THIS_RUN) -> Fig
     epsilons = sorted(points["epsilon"].unique())
     fig, axes = plt.subplots(1, len(epsilons), figsize=(5.6 * len(epsilons), 7.0), squeeze=False)
     points = points if "run" in points else points.assign(run=THIS_RUN)
-    keys = list(dict.fromkeys(zip(points["defense"], points["run"], strict=True)))
-    colors = {key: f"C{i % 10}" for i, key in enumerate(keys)}  # a defence keeps its colour in every panel
+    colors = point_colors(points)
     for ax, epsilon in zip(axes[0], epsilons, strict=True):
         corner = goal_region(points, epsilon, reference)
         if corner is not None:
@@ -300,6 +300,28 @@ def which_defence_figure(points: pd.DataFrame, reference: str = THIS_RUN) -> Fig
     )
     fig.tight_layout()
     return fig
+
+
+def point_colors(points: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """A colour per (defence, run), the same in every panel, and no two alike. One defence
+    drawn by several runs keeps one colour unless two of its runs share a panel (the cards at
+    the paper's and the chosen settings do; one variant attacked at 0.1 in one run and at 0.3
+    in another does not). Past ten colours, tab20's twenty."""
+    shared = {defense for defense, rows in points.groupby("defense") if rows.duplicated("epsilon").any()}
+    pairs = list(dict.fromkeys(zip(points["defense"], points["run"], strict=True)))
+
+    def key(defense: str, run: str) -> tuple[str, str]:
+        return (defense, run if defense in shared else "")
+
+    distinct = list(dict.fromkeys(key(*pair) for pair in pairs))
+    palette = [f"C{i}" for i in range(10)] if len(distinct) <= 10 else _TAB20
+    if len(distinct) > len(palette):
+        raise ValueError(f"{len(distinct)} defences to draw; the figure tells apart at most {len(palette)}")
+    index = {k: i for i, k in enumerate(distinct)}
+    return {pair: palette[index[key(*pair)]] for pair in pairs}
+
+
+_TAB20 = [to_hex(color) for color in plt.get_cmap("tab20").colors]  # type: ignore[attr-defined]
 
 
 def _draw_point(ax: Axes, row: Any, color: str, reference: str) -> None:
