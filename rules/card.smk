@@ -55,7 +55,10 @@ rule defense_card:
 
 
 # The chosen card cleaned alone on every validation image the chooser used (the chooser
-# itself cleans card.alone_images alone: each costs a whole padded chunk).
+# itself cleans card.alone_images alone: each costs a whole padded chunk). Two threads: it is
+# the DAG's last long job and runs by itself; on one thread it was 499 of quick.yaml's 1,056 s
+# on 2 cores, with the other core idle. Its flips compare cleanings inside the one job, at
+# one thread count.
 rule card_alone:
     input:
         data="results/data/{dataset}/eval.safetensors",
@@ -64,6 +67,7 @@ rule card_alone:
         attack=paths.calibration_attack_file,
     output:
         "results/defense/{dataset}.alone.csv",
+    threads: 2
     params:
         card=canonical({key: config["card"][key] for key in ("images", "perturbation")}),
         seed=SEED,
