@@ -57,8 +57,8 @@ rule defense_card:
 # The chosen card cleaned alone on every validation image the chooser used (the chooser
 # itself cleans card.alone_images alone: each costs a whole padded chunk). Two threads: it is
 # the DAG's last long job and runs by itself; on one thread it was 499 of quick.yaml's 1,056 s
-# on 2 cores, with the other core idle. Its flips compare cleanings inside the one job, at
-# one thread count.
+# on 2 cores, with the other core idle, and on two 345 s (AMD EPYC, avx512f). Its flips
+# compare cleanings inside the one job, at one thread count (0 alone and rechunked on both).
 rule card_alone:
     input:
         data="results/data/{dataset}/eval.safetensors",
