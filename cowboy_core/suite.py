@@ -91,7 +91,8 @@ def everything(board: Scoreboard) -> np.ndarray:
 
 
 def first(count: int) -> Images:
-    return lambda board: np.arange(min(board.n, count))
+    """The images among the set's first ``count``: those of this board's shard, if any."""
+    return lambda board: np.arange(max(0, min(board.n, count - board.first_image)))
 
 
 def still_defended(policies: tuple[str, ...]) -> Images:
@@ -109,9 +110,17 @@ class Scoreboard:
     """Per image and policy, whether every worst-case attack so far was defended; and the rows
     of the suite's table: image, attack, policy, seed, worst_case, defended."""
 
-    def __init__(self, classifier: nn.Module, defense: Cowboy | None, y: torch.Tensor, *, seed: int) -> None:
+    def __init__(
+        self,
+        classifier: nn.Module,
+        defense: Cowboy | None,
+        y: torch.Tensor,
+        *,
+        seed: int,
+        first_image: int = 0,
+    ) -> None:
         self.classifier, self.defense, self.y, self.seed = classifier, defense, y, seed
-        self.n = y.shape[0]
+        self.n, self.first_image = y.shape[0], first_image
         policies = [UNDEFENDED] if defense is None else [p.value for p in Policy]
         self.robust = {p: np.ones(self.n, dtype=bool) for p in policies}
         self.rows: list[pd.DataFrame] = []
@@ -195,6 +204,7 @@ def run_suite(
     seed: int = 0,
     log: Any = print,
     broken: dict[str, np.ndarray] | None = None,
+    first_image: int = 0,
 ) -> pd.DataFrame:
     """Every attack step on ``classifier`` behind ``defense`` (None: the bare classifier), in
     order, each on the images still defended. Rows: image, attack, policy, seed, worst_case,
@@ -202,8 +212,12 @@ def run_suite(
 
     ``broken`` (per policy, a mask of the images an earlier run broke at the fixed seed) starts
     the board from that run, as AutoAttack runs each further attack on what is left: the
-    convergence check's doubled run then measures what twice the budget breaks beyond it."""
-    board = Scoreboard(classifier, defense, y, seed=seed)
+    convergence check's doubled run then measures what twice the budget breaks beyond it.
+
+    ``first_image`` is the index of ``x[0]`` in the whole set when ``x`` is one shard of it:
+    the steps on the set's first N images (Square, EOT, the checks) then run on the same
+    images however the set is sharded. Image numbers in the rows stay local to ``x``."""
+    board = Scoreboard(classifier, defense, y, seed=seed, first_image=first_image)
     if broken is not None:
         board.start_from(broken)
     attacks = Attacks(classifier, x, y, epsilon=epsilon, suite=suite, seed=seed)

@@ -49,6 +49,7 @@ rule robustness:
         classifier=suite.robustness_classifier,
         card=suite.robustness_card,
         val_scores=paths.final_val_scores,
+        shards=suite.robustness_shards,
     output:
         "results/robustness/{dataset}/{defense}_eps{epsilon}.parquet",
     params:
@@ -74,6 +75,7 @@ use rule robustness as robustness_scaled with:
         card=suite.robustness_card,
         val_scores=paths.final_val_scores,
         main=suite.robustness_half_scale_run,
+        shards=suite.robustness_shards,
     output:
         "results/robustness/{dataset}/{defense}_eps{epsilon}_s{scale}.parquet",
     params:
@@ -85,6 +87,30 @@ use rule robustness as robustness_scaled with:
         "results/logs/robustness/{dataset}/{defense}_eps{epsilon}_s{scale}.log",
     benchmark:
         "results/benchmarks/robustness/{dataset}/{defense}_eps{epsilon}_s{scale}.tsv"
+
+
+# A main run split by image (robustness.shard_images), so that a run longer than a session
+# resumes by shard: each shard is the suite on test images [start, stop) at the run's scale,
+# starting (above scale 1) from the run at half of it; the run's own job gathers the shards.
+use rule robustness as robustness_shard with:
+    input:
+        data="results/data/{dataset}/eval.safetensors",
+        classifier=suite.robustness_classifier,
+        card=suite.robustness_card,
+        val_scores=paths.final_val_scores,
+        main=suite.robustness_shard_start,
+    output:
+        "results/robustness/{dataset}/shards/{defense}_eps{epsilon}_s{scale}_images{start}-{stop}.parquet",
+    params:
+        robustness=suite.robustness_params(),
+        scale=lambda wildcards: int(wildcards.scale),
+        all_images=True,
+        images=lambda wildcards: (int(wildcards.start), int(wildcards.stop)),
+        seed=SEED,
+    log:
+        "results/logs/robustness/{dataset}/shards/{defense}_eps{epsilon}_s{scale}_images{start}-{stop}.log",
+    benchmark:
+        "results/benchmarks/robustness/{dataset}/shards/{defense}_eps{epsilon}_s{scale}_images{start}-{stop}.tsv"
 
 
 # The convergence check: the whole suite at twice the main run's budget, on the first

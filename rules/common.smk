@@ -45,6 +45,8 @@ wildcard_constraints:
     method="|".join(Method),
     epsilon=r"[0-9.]+(e[+-]?[0-9]+)?",
     scale=r"\d+",
+    start=r"\d+",
+    stop=r"\d+",
     sigma=r"[0-9.e+-]+",
     run_steps=r"\d+",
     ckpt=r"\d+|chosen",

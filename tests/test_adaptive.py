@@ -306,3 +306,31 @@ def test_a_doubled_run_starts_from_what_the_main_run_broke(setup):
     assert again.tolist() == (worst.sort_index().to_numpy() == 0).tolist()
     with pytest.raises(ValueError, match="did not attack every image"):
         earlier_broken(main, np.arange(100, 107))
+
+
+def test_a_sharded_run_attacks_the_sets_first_images_with_the_steps_limited_to_them(setup):
+    """A run split into shards: Square (the set's first two images here) runs on the same
+    images as unsharded, not on the first two of each shard; the steps on every image cover
+    each shard's images; the clean step gives the same verdicts (the model is a function)."""
+    classifier, x, y = setup
+    suite = Suite(
+        steps=2, restarts=1, eot=1, square_images=2, square_queries=2, fresh_images=2, check_images=2
+    )
+    kwargs = {"epsilon": 0.05, "suite": suite, "median_real_score": 0.5, "log": lambda *_: None}
+    whole = run_suite(classifier, None, x[:6], y[:6], **kwargs)
+    shards = [
+        run_suite(classifier, None, x[start:stop], y[start:stop], first_image=start, **kwargs).assign(
+            image=lambda rows, start=start: rows["image"] + start
+        )
+        for start, stop in ((0, 3), (3, 6))
+    ]
+    sharded = pd.concat(shards, ignore_index=True)
+    for rows in (whole, sharded):
+        assert set(rows[rows["attack"] == "square"]["image"]) <= {0, 1}
+        assert set(rows[rows["attack"] == "transfer_apgd_ce"]["image"]) == set(range(6))
+    clean = {name: rows[rows["attack"] == "clean"].set_index("image")["defended"] for name, rows in
+             (("whole", whole), ("sharded", sharded))}  # fmt: skip
+    pd.testing.assert_series_equal(clean["whole"].sort_index(), clean["sharded"].sort_index())
+    # A shard past the set's first images runs no Square at all.
+    late = run_suite(classifier, None, x[3:6], y[3:6], first_image=3, **kwargs)
+    assert "square" not in set(late["attack"])

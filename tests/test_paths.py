@@ -130,6 +130,31 @@ def test_a_main_run_above_scale_1_climbs_from_the_run_below_it_and_reruns_none(t
     assert (suite_paths.robustness_check_scale(tiny), suite_paths.robustness_check_scale(climbed)) == (2, 8)
 
 
+def test_a_sharded_main_run_splits_its_images_and_climbs_from_the_run_below(tiny):
+    """robustness.shard_images splits each main run into [start, stop) shards covering its
+    images once; unset or as large as the run, one job; the shard size is not a param (the
+    shard files name it), so sharding reruns nothing else."""
+    run = SimpleNamespace(dataset="fashion_mnist", defense="cowboy", epsilon="0.1")
+    assert suite_paths.robustness_shards(tiny, run) == []
+    sharded = copy.deepcopy(tiny)
+    sharded["robustness"] |= {"size": 10, "shard_images": 4}
+    shards = suite_paths.robustness_shards(sharded, run)
+    ranges = [re.search(r"_s1_images(\d+)-(\d+)\.parquet$", path).groups() for path in shards]
+    assert ranges == [("0", "4"), ("4", "8"), ("8", "10")]
+    assert suite_paths.robustness_params(sharded) == suite_paths.robustness_params(
+        _merged(tiny, {"robustness": {"size": 10}})
+    )
+    sharded["robustness"]["shard_images"] = 10
+    assert suite_paths.robustness_shards(sharded, run) == []
+    sharded["robustness"]["shard_images"] = 4
+    climbed = SimpleNamespace(**vars(run), scale="2")
+    assert all("_s2_images" in path for path in suite_paths.robustness_shards(sharded, climbed))
+    assert suite_paths.robustness_shard_start(sharded, climbed) == [
+        suite_paths.robustness_half_scale_run(sharded, climbed)
+    ]
+    assert suite_paths.robustness_shard_start(sharded, SimpleNamespace(**vars(run), scale="1")) == []
+
+
 def test_card_grid_setting_fills_unnamed_fields_from_the_cleaning_section(tiny):
     name = next(iter(tiny["card"]["grid"]))
     setting = paths.card_grid_setting(tiny, SimpleNamespace(setting=name))

@@ -314,3 +314,30 @@ def test_climbing_the_suites_scale_reruns_no_run_below_it(tiny_run: Path):
     main_runs = len([run for run in runs if not run.stem.endswith("_x2")])
     assert main_runs > 0 and counts.get("robustness_scaled") == counts.get("robustness_doubled") == main_runs
     assert not {"robustness", "clean", "attack", "train_gan", "defense_card"} & set(counts)
+
+
+def test_a_sharded_main_run_gathers_its_shards_and_the_check_and_report_read_it(
+    tiny_run: Path, tmp_path: Path
+):
+    """robustness.shard_images splits a main run by image (a long run then resumes by shard):
+    three shards of the bare classifier's run, gathered into the run's file that the check
+    and the report read as before. Square still runs on the run's first four images only."""
+    sharded = tmp_path / "sharded"
+    copy_tree(tiny_run, sharded)
+    config = yaml.safe_load((sharded / "config.yaml").read_text())
+    config["robustness"] |= {"defenses": ["none"], "shard_images": 3}
+    (sharded / "sharded.yaml").write_text(yaml.safe_dump(config))
+    args = ("results/robustness.csv", "--cores", "2", "--configfile", str(sharded / "sharded.yaml"))
+    counts = job_counts(run_snakemake(sharded, "-n", *args).stdout)
+    assert counts == {"robustness_shard": 3, "robustness": 1, "robustness_doubled": 1, "robustness_report": 1}
+    run_snakemake(sharded, *args)
+    shard_files = sorted(
+        (sharded / "results/robustness/fashion_mnist/shards").glob("none_eps0.3_s1_images*.parquet")
+    )
+    assert [f.stem.rsplit("_images", 1)[1] for f in shard_files] == ["0-3", "3-6", "6-8"]
+    rows = pd.read_parquet(sharded / "results/robustness/fashion_mnist/none_eps0.3.parquet")
+    test_index = load_tensors(str(sharded / "results/data/fashion_mnist/eval.safetensors"))[0]["test_index"]
+    assert set(rows["image"]) == set(test_index[:8].tolist())
+    assert set(rows[rows["attack"] == "square"]["image"]) <= set(test_index[:4].tolist())
+    table = pd.read_csv(sharded / "results/robustness.csv")
+    assert set(table["defense"]) == {"none"} and (table["n"] > 0).all()

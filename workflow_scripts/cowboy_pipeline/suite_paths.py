@@ -54,6 +54,27 @@ def _run_path(dataset: str, defense: str, epsilon: str, scale: int | str) -> str
     return f"results/robustness/{dataset}/{defense}_eps{epsilon}{suffix}.parquet"
 
 
+def robustness_shards(config: Config, wildcards: Any) -> list[str]:
+    """The shards of a main run (at its scale wildcard, or 1) when robustness.shard_images
+    splits it, each the suite on test images [start, stop); none when one job attacks all."""
+    robustness = config["robustness"]
+    size, per_shard = robustness["size"], robustness["shard_images"]
+    if per_shard is None or per_shard >= size:
+        return []
+    run = f"{wildcards.dataset}/shards/{wildcards.defense}_eps{wildcards.epsilon}"
+    scale = getattr(wildcards, "scale", 1)
+    return [
+        f"results/robustness/{run}_s{scale}_images{start}-{min(start + per_shard, size)}.parquet"
+        for start in range(0, size, per_shard)
+    ]
+
+
+def robustness_shard_start(config: Config, wildcards: Any) -> list[str]:
+    """A shard of a main run above scale 1 starts from the run at half its scale."""
+    scale = int(wildcards.scale)
+    return [] if scale == 1 else [robustness_half_scale_run(config, wildcards)]
+
+
 def robustness_main_run(config: Config, wildcards: Any) -> str:
     """The main run the convergence check starts from (at robustness.scale)."""
     return _run_path(wildcards.dataset, wildcards.defense, wildcards.epsilon, config["robustness"]["scale"])
@@ -165,8 +186,9 @@ def robustness_params(config: Config) -> dict[str, Any]:
     """What one suite job computes with: not the list of epsilons, datasets or defences (a
     wildcard each), so that adding one reruns nothing already attacked; not the main run's
     scale (a params entry of its own in each rule), so that climbing it reruns no run below
-    it; not the earlier runs, which only the report reads."""
-    ignored = ("epsilons", "datasets", "scale", "defenses", "earlier_runs")
+    it; not the earlier runs, which only the report reads; not the shard size, which a
+    sharded run's shard files name (its shards' images are a params entry of their own)."""
+    ignored = ("epsilons", "datasets", "scale", "defenses", "earlier_runs", "shard_images")
     return canonical({k: v for k, v in config["robustness"].items() if k not in ignored})
 
 
