@@ -89,9 +89,9 @@ use rule robustness as robustness_scaled with:
         "results/benchmarks/robustness/{dataset}/{defense}_eps{epsilon}_s{scale}.tsv"
 
 
-# A main run split by image (robustness.shard_images), so that a run longer than a session
-# resumes by shard: each shard is the suite on test images [start, stop) at the run's scale,
-# starting (above scale 1) from the run at half of it; the run's own job gathers the shards.
+# A run split by image (robustness.shard_images), so that a run longer than a session resumes
+# by shard: each shard is the suite on test images [start, stop) at the run's scale, starting
+# (above scale 1) from the run at half of it; the run's own job gathers the shards.
 use rule robustness as robustness_shard with:
     input:
         data="results/data/{dataset}/eval.safetensors",
@@ -113,6 +113,27 @@ use rule robustness as robustness_shard with:
         "results/benchmarks/robustness/{dataset}/shards/{defense}_eps{epsilon}_s{scale}_images{start}-{stop}.tsv"
 
 
+# The convergence check's shards, each starting from the main run's outcome on its images.
+use rule robustness_shard as robustness_doubled_shard with:
+    input:
+        data="results/data/{dataset}/eval.safetensors",
+        classifier=suite.robustness_classifier,
+        card=suite.robustness_card,
+        val_scores=paths.final_val_scores,
+        main=suite.robustness_main_run,
+    output:
+        "results/robustness/{dataset}/shards/{defense}_eps{epsilon}_x2_images{start}-{stop}.parquet",
+    params:
+        robustness=suite.robustness_params(),
+        scale=suite.robustness_check_scale(),
+        images=lambda wildcards: (int(wildcards.start), int(wildcards.stop)),
+        seed=SEED,
+    log:
+        "results/logs/robustness/{dataset}/shards/{defense}_eps{epsilon}_x2_images{start}-{stop}.log",
+    benchmark:
+        "results/benchmarks/robustness/{dataset}/shards/{defense}_eps{epsilon}_x2_images{start}-{stop}.tsv"
+
+
 # The convergence check: the whole suite at twice the main run's budget, on the first
 # double_images, starting from the main run's outcome there: it measures what twice the
 # budget breaks beyond the main run.
@@ -123,6 +144,7 @@ use rule robustness as robustness_doubled with:
         card=suite.robustness_card,
         val_scores=paths.final_val_scores,
         main=suite.robustness_main_run,
+        shards=suite.robustness_check_shards,
     output:
         "results/robustness/{dataset}/{defense}_eps{epsilon}_x2.parquet",
     params:

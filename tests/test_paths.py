@@ -153,6 +153,10 @@ def test_a_sharded_main_run_splits_its_images_and_climbs_from_the_run_below(tiny
         suite_paths.robustness_half_scale_run(sharded, climbed)
     ]
     assert suite_paths.robustness_shard_start(sharded, SimpleNamespace(**vars(run), scale="1")) == []
+    assert suite_paths.robustness_check_shards(sharded, run) == []  # double_images 4: one job
+    sharded["robustness"]["double_images"] = 6
+    checks = suite_paths.robustness_check_shards(sharded, run)
+    assert [re.search(r"_x2_images(\d+-\d+)\.parquet$", path).group(1) for path in checks] == ["0-4", "4-6"]
 
 
 def test_card_grid_setting_fills_unnamed_fields_from_the_cleaning_section(tiny):

@@ -320,8 +320,9 @@ def test_a_sharded_main_run_gathers_its_shards_and_the_check_and_report_read_it(
     tiny_run: Path, tmp_path: Path
 ):
     """robustness.shard_images splits a main run by image (a long run then resumes by shard):
-    three shards of the bare classifier's run, gathered into the run's file that the check
-    and the report read as before. Square still runs on the run's first four images only."""
+    three shards of the bare classifier's run and two of its check, each gathered into the
+    run's file that the report reads as before. Square still runs on the run's first four
+    images only, and the check's shards start from the main run."""
     sharded = tmp_path / "sharded"
     copy_tree(tiny_run, sharded)
     config = yaml.safe_load((sharded / "config.yaml").read_text())
@@ -329,7 +330,13 @@ def test_a_sharded_main_run_gathers_its_shards_and_the_check_and_report_read_it(
     (sharded / "sharded.yaml").write_text(yaml.safe_dump(config))
     args = ("results/robustness.csv", "--cores", "2", "--configfile", str(sharded / "sharded.yaml"))
     counts = job_counts(run_snakemake(sharded, "-n", *args).stdout)
-    assert counts == {"robustness_shard": 3, "robustness": 1, "robustness_doubled": 1, "robustness_report": 1}
+    assert counts == {
+        "robustness_shard": 3,
+        "robustness": 1,
+        "robustness_doubled_shard": 2,
+        "robustness_doubled": 1,
+        "robustness_report": 1,
+    }
     run_snakemake(sharded, *args)
     shard_files = sorted(
         (sharded / "results/robustness/fashion_mnist/shards").glob("none_eps0.3_s1_images*.parquet")
@@ -339,5 +346,9 @@ def test_a_sharded_main_run_gathers_its_shards_and_the_check_and_report_read_it(
     test_index = load_tensors(str(sharded / "results/data/fashion_mnist/eval.safetensors"))[0]["test_index"]
     assert set(rows["image"]) == set(test_index[:8].tolist())
     assert set(rows[rows["attack"] == "square"]["image"]) <= set(test_index[:4].tolist())
+    # The check's two shards (its first four images) start from the gathered main run.
+    check = pd.read_parquet(sharded / "results/robustness/fashion_mnist/none_eps0.3_x2.parquet")
+    assert set(check["image"]) == set(test_index[:4].tolist()) and "earlier_run" in set(check["attack"])
+    assert not check["attack"].str.startswith("check_").any() and set(check["budget"]) == {2}
     table = pd.read_csv(sharded / "results/robustness.csv")
     assert set(table["defense"]) == {"none"} and (table["n"] > 0).all()

@@ -57,14 +57,22 @@ def _run_path(dataset: str, defense: str, epsilon: str, scale: int | str) -> str
 def robustness_shards(config: Config, wildcards: Any) -> list[str]:
     """The shards of a main run (at its scale wildcard, or 1) when robustness.shard_images
     splits it, each the suite on test images [start, stop); none when one job attacks all."""
+    return _shards(config, wildcards, f"s{getattr(wildcards, 'scale', 1)}", config["robustness"]["size"])
+
+
+def robustness_check_shards(config: Config, wildcards: Any) -> list[str]:
+    """The convergence check's shards, over its first double_images images."""
     robustness = config["robustness"]
-    size, per_shard = robustness["size"], robustness["shard_images"]
+    return _shards(config, wildcards, "x2", min(robustness["double_images"], robustness["size"]))
+
+
+def _shards(config: Config, wildcards: Any, budget: str, size: int) -> list[str]:
+    per_shard = config["robustness"]["shard_images"]
     if per_shard is None or per_shard >= size:
         return []
-    run = f"{wildcards.dataset}/shards/{wildcards.defense}_eps{wildcards.epsilon}"
-    scale = getattr(wildcards, "scale", 1)
+    run = f"{wildcards.dataset}/shards/{wildcards.defense}_eps{wildcards.epsilon}_{budget}"
     return [
-        f"results/robustness/{run}_s{scale}_images{start}-{min(start + per_shard, size)}.parquet"
+        f"results/robustness/{run}_images{start}-{min(start + per_shard, size)}.parquet"
         for start in range(0, size, per_shard)
     ]
 
