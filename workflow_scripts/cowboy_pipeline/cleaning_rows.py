@@ -12,9 +12,9 @@ from torch import nn
 
 from cowboy_core import Cowboy
 from cowboy_core.cleaning import CleaningResult
+from cowboy_core.detection import discriminator_logits, scores_from_logits
 from cowboy_core.io import load_tensors
-
-from .statistics import per_sample_rows
+from cowboy_core.training import predict
 
 
 def clean_attack(
@@ -40,3 +40,38 @@ def clean_attack(
         epsilon=float(meta["epsilon"]), index=index.numpy(), **keys,
     )  # fmt: skip
     return rows, adversarial, result
+
+
+def per_sample_rows(
+    defense: Cowboy,
+    classifier: nn.Module,
+    images: torch.Tensor,
+    adversarial: torch.Tensor,
+    labels: torch.Tensor,
+    result: CleaningResult,
+    **keys: Any,
+) -> pd.DataFrame:
+    """One row per image and recorded step: label, predictions and D on the original, the
+    adversarial and the cleaned image, the final loss and the steps run. ``keys`` (dataset,
+    attack, method, ...) are repeated on every row."""
+    device = defense.device
+    base = {
+        **keys,
+        "label": labels.numpy(),
+        "pred_original": predict(classifier, images, device=device).cpu().numpy(),
+        "pred_adversarial": predict(classifier, adversarial, device=device).cpu().numpy(),
+        "d_original": defense.score(images).cpu().numpy(),
+        "d_adversarial": defense.score(adversarial).cpu().numpy(),
+    }
+    frames = []
+    for steps, cleaned in result.snapshots.items():
+        d_cleaned = scores_from_logits(discriminator_logits(defense.discriminator, cleaned, device=device))
+        snapshot = {
+            "steps": steps,
+            "pred_cleaned": predict(classifier, cleaned, device=device).cpu().numpy(),
+            "d_cleaned": d_cleaned.cpu().numpy(),
+            "loss": result.snapshot_loss[steps].cpu().numpy(),
+            "steps_run": result.steps_run.clamp(max=steps).cpu().numpy(),
+        }
+        frames.append(pd.DataFrame(base | snapshot))
+    return pd.concat(frames, ignore_index=True)

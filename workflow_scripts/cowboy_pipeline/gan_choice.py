@@ -16,6 +16,7 @@ import pandas as pd
 
 from .config import format_number, run_steps
 from .paths import Config, clean_path, gan_checkpoint
+from .statistics import paired_comparison, wilson_interval
 
 METHOD = "cowboy"  # the paper's method, the one the card deploys
 RULE = "shortest unless a longer GAN's paired 95% interval vs it lies above 0; then the best such"
@@ -65,10 +66,6 @@ def choose_gan(by_gan: dict[int, pd.DataFrame], *, seed: int = 0) -> pd.DataFram
     """One row per candidate: pooled and per-attack accuracy (and the bare classifier's on the
     same images, for reference), the paired comparison with the shortest candidate, whether it
     beats it, and the choice (exactly one row is chosen)."""
-    # Imported here: the Snakefile reads this module's path functions, and statistics imports
-    # torch, which every Snakemake start (a dry run, each SLURM job) would otherwise pay.
-    from .statistics import paired_comparison, wilson_interval
-
     candidates = sorted(by_gan)
     incumbent = by_gan[candidates[0]]
     rows = []

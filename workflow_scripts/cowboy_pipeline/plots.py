@@ -21,6 +21,7 @@ from matplotlib.patches import Rectangle
 
 from cowboy_core.io import atomic_path
 
+from .statistics import paired_comparison
 from .which import THIS_RUN, goal_region
 
 
@@ -231,8 +232,6 @@ def discriminator_study_figure(validation: pd.DataFrame) -> Figure:
     """Validation: cowboy (one line per d_weight) minus Defense-GAN at the same optimizer, step
     size and step count, paired on the same images and z0, pooled over GAN seeds, with 95%
     paired-bootstrap intervals; one panel per optimizer (R = 1)."""
-    from .statistics import paired_comparison
-
     single = validation[validation["restarts"] == 1].drop_duplicates(
         subset=["gan", "image", "method", "d_weight", "optimizer", "lr", "steps"]
     )

@@ -1,19 +1,11 @@
-"""Evaluation of a defence: intervals, per-sample rows of a cleaning run, stream metrics, and
-the paired comparison of two methods on the same images."""
+"""Evaluation of a defence: intervals, stream metrics, and the paired comparison of two
+methods on the same images. Torch-free: the Snakefile reads modules that import it."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
-import pandas as pd
-import torch
-from torch import nn
-
-from cowboy_core.cleaning import CleaningResult, Cowboy
-from cowboy_core.detection import discriminator_logits, scores_from_logits
-from cowboy_core.training import predict
 
 
 def wilson_interval(correct: int, total: int, z: float = 1.959964) -> tuple[float, float]:
@@ -25,41 +17,6 @@ def wilson_interval(correct: int, total: int, z: float = 1.959964) -> tuple[floa
     centre = (p + z * z / (2 * total)) / denom
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
     return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def per_sample_rows(
-    defense: Cowboy,
-    classifier: nn.Module,
-    images: torch.Tensor,
-    adversarial: torch.Tensor,
-    labels: torch.Tensor,
-    result: CleaningResult,
-    **keys: Any,
-) -> pd.DataFrame:
-    """One row per image and recorded step: label, predictions and D on the original, the
-    adversarial and the cleaned image, the final loss and the steps run. ``keys`` (dataset,
-    attack, method, ...) are repeated on every row."""
-    device = defense.device
-    base = {
-        **keys,
-        "label": labels.numpy(),
-        "pred_original": predict(classifier, images, device=device).cpu().numpy(),
-        "pred_adversarial": predict(classifier, adversarial, device=device).cpu().numpy(),
-        "d_original": defense.score(images).cpu().numpy(),
-        "d_adversarial": defense.score(adversarial).cpu().numpy(),
-    }
-    frames = []
-    for steps, cleaned in result.snapshots.items():
-        d_cleaned = scores_from_logits(discriminator_logits(defense.discriminator, cleaned, device=device))
-        snapshot = {
-            "steps": steps,
-            "pred_cleaned": predict(classifier, cleaned, device=device).cpu().numpy(),
-            "d_cleaned": d_cleaned.cpu().numpy(),
-            "loss": result.snapshot_loss[steps].cpu().numpy(),
-            "steps_run": result.steps_run.clamp(max=steps).cpu().numpy(),
-        }
-        frames.append(pd.DataFrame(base | snapshot))
-    return pd.concat(frames, ignore_index=True)
 
 
 def stream_metrics(
