@@ -377,3 +377,20 @@ def test_each_variant_is_a_card_of_its_own_with_the_classifier_it_names(tiny):
     assert setting["start"] == "encoder" and setting["method"] == "cowboy"
     assert setting["steps"] == tiny["cleaning"]["steps"]  # unnamed fields are the cleaning's
     assert list(suite_paths.variant_settings(tiny, variant)) == ["enc-gd"]
+
+
+def test_every_rule_a_profile_names_exists_and_the_suite_gets_the_gpu_on_slurm():
+    """A misspelt rule in a profile's set-threads or set-resources is silently ignored by
+    Snakemake; this names it. Every job of the attack suite (whole, climbed, checked or a
+    shard) asks SLURM for the same GPU resources."""
+    text = "\n".join(path.read_text() for path in (REPO / "rules").glob("*.smk"))
+    rules = set(re.findall(r"^\s*rule (\w+):", text, flags=re.M))
+    rules |= set(re.findall(r"^\s*use rule \w+ as (\w+)", text, flags=re.M))
+    assert {"robustness", "robustness_shard", "robustness_doubled_shard"} <= rules
+    for profile in (REPO / "profiles").glob("*/config.yaml"):
+        settings = yaml.safe_load(profile.read_text())
+        named = set(settings.get("set-threads", {})) | set(settings.get("set-resources", {}))
+        assert named <= rules, f"{profile}: {sorted(named - rules)}"
+    slurm = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())["set-resources"]
+    suite = {name for name in rules if name.startswith("robustness") and name != "robustness_report"}
+    assert all(slurm[name] == slurm["robustness"] and slurm[name]["gpu"] == 1 for name in suite)
