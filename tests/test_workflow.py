@@ -316,6 +316,21 @@ def test_climbing_the_suites_scale_reruns_no_run_below_it(tiny_run: Path):
     assert not {"robustness", "clean", "attack", "train_gan", "defense_card"} & set(counts)
 
 
+def test_adding_an_epsilon_reruns_nothing_of_the_epsilons_already_run(tiny_run: Path):
+    """The adversarially trained classifier is chosen per epsilon, so a run that lists one more
+    epsilon chooses and attacks at that one alone: no model or suite run at 0.3 is redone
+    (one choice over every epsilon rewrote them all, and every suite run downstream)."""
+    config = yaml.safe_load((tiny_run / "config.yaml").read_text())
+    config["robustness"]["epsilons"] = [0.3, 0.1]
+    more = tiny_run / "more_epsilons.yaml"
+    more.write_text(yaml.safe_dump(config))
+    dry = run_snakemake(tiny_run, "-n", "--cores", "2", "--configfile", str(more)).stdout
+    assert job_counts(dry)["adversarial_choice"] == 1
+    outputs = re.findall(r"^\s+output: (.*)$", dry, flags=re.M)
+    assert any("adversarial_eps0.1.safetensors" in line for line in outputs)
+    assert not [line for line in outputs if "eps0.3" in line]
+
+
 def test_a_sharded_main_run_gathers_its_shards_and_the_check_and_report_read_it(
     tiny_run: Path, tmp_path: Path
 ):

@@ -298,10 +298,7 @@ def published_sources(config: Config) -> list[str]:
         for ds, spec in config["datasets"].items()
         if spec["gan"]["candidates"] and choices  # a validation output too: published with the card's
     ]
-    sources += [
-        f"results/adversarial/{ds}.adversarial-training.csv"
-        for ds in config["adversarial_training"]["datasets"]
-    ]
+    sources += adversarial_tables(config)
     variants = config["variants"]
     sources += [
         f"results/defense/{ds}/variants/{v}.choice.csv"
@@ -343,11 +340,18 @@ def published_copies(config: Config) -> list[str]:
     return [f"{out}/{Path(path).name}" for path in published_sources(config)]
 
 
+def adversarial_tables(config: Config) -> list[str]:
+    """Adversarial training's validation grid and choice per epsilon, one table per dataset."""
+    datasets = config["adversarial_training"]["datasets"]
+    return [f"results/adversarial/{ds}.adversarial-training.csv" for ds in datasets]
+
+
 def all_targets(config: Config) -> list[str]:
     extra = [*DEPLOYMENT_OUTPUTS, *defense_cards(config)]
     extra += [f"results/epsilon_sweep/{ds}.csv" for ds in config["epsilon_sweep"]["datasets"]]
     extra += ROBUSTNESS_OUTPUTS if config["robustness"]["datasets"] else []
     extra += STUDY_OUTPUTS if config["discriminator_study"]["datasets"] else []
+    extra += adversarial_tables(config)
     summary = config["which_defence"]
     extra += [f"{summary['output_dir']}/which_defence_summary.{k}" for k in ("csv", "png") if summary["runs"]]
     tables = ["table1", "table2", "table2_paired", "detection", "accuracy", "sweep"]

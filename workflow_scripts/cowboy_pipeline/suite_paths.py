@@ -177,6 +177,12 @@ def adversarial_grid_files(config: Config, wildcards: Any) -> list[str]:
     return [f"results/adversarial/{wildcards.dataset}/{name}.safetensors" for name in grid]
 
 
+def adversarial_choice_tables(config: Config, wildcards: Any) -> list[str]:
+    """The validation choice of each robustness epsilon, one job (and table) each."""
+    epsilons = [format_number(eps) for eps in config["robustness"]["epsilons"]]
+    return [f"results/adversarial/{wildcards.dataset}/choice_eps{eps}.csv" for eps in epsilons]
+
+
 def adversarial_models(config: Config) -> list[str]:
     """The chosen adversarially trained classifier per dataset and robustness epsilon."""
     return [
