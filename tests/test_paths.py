@@ -131,9 +131,10 @@ def test_a_main_run_above_scale_1_climbs_from_the_run_below_it_and_reruns_none(t
 
 
 def test_a_sharded_main_run_splits_its_images_and_climbs_from_the_run_below(tiny):
-    """robustness.shard_images splits each main run into [start, stop) shards covering its
-    images once; unset or as large as the run, one job; the shard size is not a param (the
-    shard files name it), so sharding reruns nothing else."""
+    """robustness.shard_images splits the main run at robustness.scale into [start, stop)
+    shards covering its images once; unset or as large as the run, one job; the rungs below
+    the scale stay one job (a climb sharded after they ran reruns none); the shard size is not
+    a param (the shard files name it), so sharding reruns nothing else."""
     run = SimpleNamespace(dataset="fashion_mnist", defense="cowboy", epsilon="0.1")
     assert suite_paths.robustness_shards(tiny, run) == []
     sharded = copy.deepcopy(tiny)
@@ -148,7 +149,10 @@ def test_a_sharded_main_run_splits_its_images_and_climbs_from_the_run_below(tiny
     assert suite_paths.robustness_shards(sharded, run) == []
     sharded["robustness"]["shard_images"] = 4
     climbed = SimpleNamespace(**vars(run), scale="2")
+    assert suite_paths.robustness_shards(sharded, climbed) == []  # not the config's rung
+    sharded["robustness"]["scale"] = 2
     assert all("_s2_images" in path for path in suite_paths.robustness_shards(sharded, climbed))
+    assert suite_paths.robustness_shards(sharded, run) == []  # the rung below: one job, as it ran
     assert suite_paths.robustness_shard_start(sharded, climbed) == [
         suite_paths.robustness_half_scale_run(sharded, climbed)
     ]

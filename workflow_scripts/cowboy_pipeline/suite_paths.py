@@ -55,9 +55,13 @@ def _run_path(dataset: str, defense: str, epsilon: str, scale: int | str) -> str
 
 
 def robustness_shards(config: Config, wildcards: Any) -> list[str]:
-    """The shards of a main run (at its scale wildcard, or 1) when robustness.shard_images
-    splits it, each the suite on test images [start, stop); none when one job attacks all."""
-    return _shards(config, wildcards, f"s{getattr(wildcards, 'scale', 1)}", config["robustness"]["size"])
+    """The shards of the main run at robustness.scale when robustness.shard_images splits it,
+    each the suite on test images [start, stop); none when one job attacks all. The rungs
+    below that scale stay one job each: a climb sharded after they ran reruns none of them."""
+    scale = int(getattr(wildcards, "scale", 1))
+    if scale != int(config["robustness"]["scale"]):
+        return []
+    return _shards(config, wildcards, f"s{scale}", config["robustness"]["size"])
 
 
 def robustness_check_shards(config: Config, wildcards: Any) -> list[str]:
