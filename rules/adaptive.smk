@@ -42,13 +42,12 @@ rule deployment_curve:
 
 
 # The attack suite on the deployed defence, one job per defence and epsilon ("none": the bare
-# classifier; "adversarial": the adversarially trained one, alone and under cowboy), then the per-image worst case, Carlini et al.'s checks and the chaos table.
+# classifier; "adversarial": the adversarially trained one, alone and under cowboy), then the
+# per-image worst case, Carlini et al.'s checks and the chaos table. Every suite rule reads
+# suite_inputs (`use rule ... with: input:` replaces the whole input, so each names it).
 rule robustness:
     input:
-        data="results/data/{dataset}/eval.safetensors",
-        classifier=suite.robustness_classifier,
-        card=suite.robustness_card,
-        val_scores=paths.final_val_scores,
+        unpack(suite.suite_inputs),
         shards=suite.robustness_shards,
     output:
         "results/robustness/{dataset}/{defense}_eps{epsilon}.parquet",
@@ -70,10 +69,7 @@ rule robustness:
 # convergence check therefore reruns nothing below it.
 use rule robustness as robustness_scaled with:
     input:
-        data="results/data/{dataset}/eval.safetensors",
-        classifier=suite.robustness_classifier,
-        card=suite.robustness_card,
-        val_scores=paths.final_val_scores,
+        unpack(suite.suite_inputs),
         main=suite.robustness_half_scale_run,
         shards=suite.robustness_shards,
     output:
@@ -94,10 +90,7 @@ use rule robustness as robustness_scaled with:
 # (above scale 1) from the run at half of it; the run's own job gathers the shards.
 use rule robustness as robustness_shard with:
     input:
-        data="results/data/{dataset}/eval.safetensors",
-        classifier=suite.robustness_classifier,
-        card=suite.robustness_card,
-        val_scores=paths.final_val_scores,
+        unpack(suite.suite_inputs),
         main=suite.robustness_shard_start,
     output:
         "results/robustness/{dataset}/shards/{defense}_eps{epsilon}_s{scale}_images{start}-{stop}.parquet",
@@ -116,10 +109,7 @@ use rule robustness as robustness_shard with:
 # The convergence check's shards, each starting from the main run's outcome on its images.
 use rule robustness_shard as robustness_doubled_shard with:
     input:
-        data="results/data/{dataset}/eval.safetensors",
-        classifier=suite.robustness_classifier,
-        card=suite.robustness_card,
-        val_scores=paths.final_val_scores,
+        unpack(suite.suite_inputs),
         main=suite.robustness_main_run,
     output:
         "results/robustness/{dataset}/shards/{defense}_eps{epsilon}_x2_images{start}-{stop}.parquet",
@@ -139,10 +129,7 @@ use rule robustness_shard as robustness_doubled_shard with:
 # budget breaks beyond the main run.
 use rule robustness as robustness_doubled with:
     input:
-        data="results/data/{dataset}/eval.safetensors",
-        classifier=suite.robustness_classifier,
-        card=suite.robustness_card,
-        val_scores=paths.final_val_scores,
+        unpack(suite.suite_inputs),
         main=suite.robustness_main_run,
         shards=suite.robustness_check_shards,
     output:
@@ -226,6 +213,9 @@ if config["which_defence"]["runs"]:
 if paths.published_copies():
 
     rule publish:
+        # Local here, not in report.smk's localrules list: the rule exists only when a config
+        # publishes, and Snakemake warns about a listed rule that does not.
+        localrule: True
         input:
             paths.published_sources(),
         output:

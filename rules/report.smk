@@ -10,7 +10,7 @@ localrules:
     deployment_table,
     deployment_curve,
     robustness_report,
-    publish,
+    adversarial_table,
     discriminator_study_report,
     discriminator_study_choose,
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from .config import canonical, format_number
-from .paths import Config, card_grid_setting
+from .paths import Config, card_grid_setting, final_val_scores
 
 # -- the suite ----------------------------------------------------------------------
 
@@ -99,6 +99,17 @@ def robustness_half_scale_run(config: Config, wildcards: Any) -> str:
 
 def robustness_check_scale(config: Config) -> int:
     return 2 * int(config["robustness"]["scale"])
+
+
+def suite_inputs(config: Config, wildcards: Any) -> dict[str, str]:
+    """What every suite job reads: the test images, the classifier and card of its defence,
+    and the validation scores the detector's threshold came from."""
+    return {
+        "data": f"results/data/{wildcards.dataset}/eval.safetensors",
+        "classifier": robustness_classifier(config, wildcards),
+        "card": robustness_card(config, wildcards),
+        "val_scores": final_val_scores(config, wildcards),
+    }
 
 
 def robustness_classifier(config: Config, wildcards: Any) -> str:
