@@ -54,6 +54,8 @@ BAD = [
     ("robustness.defenses", ["cw"], "robustness.defenses"),
     ("robustness.defenses", ["variant_unbuilt"], "robustness.defenses"),  # no such variant card
     ("robustness.defenses", [], "robustness.defenses"),
+    ("robustness.defenses", ["variant_enc_rec"], "robustness.defenses"),  # "_" is the wildcard's
+    ("variants.cards.enc_rec", {"grid": {"gd": {"optimizer": "gd"}}}, "enc_rec"),  # ... separator
     ("robustness.earlier_runs", [{"label": "card"}], "robustness.earlier_runs"),  # no table
 ]
 
@@ -82,6 +84,16 @@ def test_bad_config_names_the_key(key, value, named):
     with pytest.raises(ConfigError) as info:
         validate_config(config, SCHEMA)
     assert named in str(info.value)
+
+
+def test_the_schema_allows_the_variant_names_the_wildcards_match():
+    """A variant card named with "_" once passed the schema and then found no rule."""
+    from cowboy_pipeline.suite_paths import VARIANT_DEFENSE, VARIANT_NAME
+
+    variants = SCHEMA["properties"]["variants"]["properties"]["cards"]
+    assert variants["propertyNames"]["pattern"] == f"^{VARIANT_NAME}$"
+    defenses = SCHEMA["properties"]["robustness"]["properties"]["defenses"]["items"]["pattern"]
+    assert defenses.endswith(f"|{VARIANT_DEFENSE})$")
 
 
 def test_messages_list_allowed_values():
