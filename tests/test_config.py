@@ -54,8 +54,8 @@ BAD = [
     ("robustness.defenses", ["cw"], "robustness.defenses"),
     ("robustness.defenses", ["variant_unbuilt"], "robustness.defenses"),  # no such variant card
     ("robustness.defenses", [], "robustness.defenses"),
-    ("robustness.defenses", ["variant_enc_rec"], "robustness.defenses"),  # "_" is the wildcard's
-    ("variants.cards.enc_rec", {"grid": {"gd": {"optimizer": "gd"}}}, "enc_rec"),  # ... separator
+    ("robustness.defenses", ["variant_enc_rec"], "robustness.defenses"),  # "_" separates "_eps"
+    ("variants.cards.enc_rec", {"grid": {"gd": {"optimizer": "gd"}}}, "enc_rec"),  # in file names
     ("robustness.earlier_runs", [{"label": "card"}], "robustness.earlier_runs"),  # no table
 ]
 
