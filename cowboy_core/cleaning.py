@@ -185,11 +185,12 @@ class Cowboy:
         """
         x, (steps, r) = check_inputs(x, self.input_shape), (self.settings.steps, self.settings.restarts)
         record = sorted({int(s) for s in record_at if 0 <= int(s) <= steps} | {steps})
-        z0 = self.start_latents(x, seed) if latents is None else latents
+        with self.execution.kernels():
+            z0 = self.start_latents(x, seed) if latents is None else latents
         z0 = check_latents(z0, x.shape[0], r, self.latent_dim)
         bar = self.execution.progress_bar(x.shape[0], f"clean ({self.method.value})")
         parts = []
-        with torch.no_grad():
+        with torch.no_grad(), self.execution.kernels():
             for inputs, rows in chunk_slices(x.shape[0], self.execution.rows, r):
                 parts.append(self._best_of_chunk(x[inputs], z0[rows], record))
                 bar.update(inputs.stop - inputs.start)
@@ -202,12 +203,14 @@ class Cowboy:
         value is the same bits as :meth:`clean`'s: the same chunks, z0 and steps."""
         n, steps = check_inputs(x.detach(), self.input_shape).shape[0], self.settings.steps
         kept = steps if last is None else min(last, steps)
-        with torch.set_grad_enabled(kept == steps):  # E(x) keeps a graph when every step is unrolled
+        # E(x) keeps a graph when every step is unrolled
+        with torch.set_grad_enabled(kept == steps), self.execution.kernels():
             z0 = self.start_latents(x, seed)
-        parts = [
-            self._best_of_chunk(x[inputs], z0[rows], [steps], graph_from=steps - kept)
-            for inputs, rows in chunk_slices(n, self.execution.rows, self.settings.restarts)
-        ]
+        with self.execution.kernels():
+            parts = [
+                self._best_of_chunk(x[inputs], z0[rows], [steps], graph_from=steps - kept)
+                for inputs, rows in chunk_slices(n, self.execution.rows, self.settings.restarts)
+            ]
         return torch.cat([part.best[steps][0] for part in parts])
 
     def start_latents(self, x: torch.Tensor, seed: int) -> torch.Tensor:

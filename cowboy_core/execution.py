@@ -19,6 +19,7 @@ the device and the opt-in ``torch.compile``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import os
@@ -254,6 +255,17 @@ class Execution:
             disable=not self.progress,
             mininterval=5.0,
             ascii=True,
+        )
+
+    def kernels(self) -> contextlib.AbstractContextManager[Any]:
+        """Where cleaning runs: on CUDA, cuDNN's deterministic algorithms only, because the
+        others (atomics in the backward pass, autotuned choices) change an input's bits with
+        what else is in its chunk (benchmarks/gpu_check.sh caught it on an H200)."""
+        if torch.device(self.device).type != "cuda":
+            return contextlib.nullcontext()
+        cudnn = torch.backends.cudnn
+        return cudnn.flags(
+            enabled=cudnn.enabled, benchmark=False, deterministic=True, allow_tf32=cudnn.allow_tf32
         )
 
     def format(self, x: torch.Tensor) -> torch.Tensor:
