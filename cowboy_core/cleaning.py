@@ -185,12 +185,11 @@ class Cowboy:
         """
         x, (steps, r) = check_inputs(x, self.input_shape), (self.settings.steps, self.settings.restarts)
         record = sorted({int(s) for s in record_at if 0 <= int(s) <= steps} | {steps})
-        with self.execution.kernels():
-            z0 = self.start_latents(x, seed) if latents is None else latents
+        z0 = self.start_latents(x, seed) if latents is None else latents
         z0 = check_latents(z0, x.shape[0], r, self.latent_dim)
         bar = self.execution.progress_bar(x.shape[0], f"clean ({self.method.value})")
         parts = []
-        with torch.no_grad(), self.execution.kernels():
+        with torch.no_grad():
             for inputs, rows in chunk_slices(x.shape[0], self.execution.rows, r):
                 parts.append(self._best_of_chunk(x[inputs], z0[rows], record))
                 bar.update(inputs.stop - inputs.start)
@@ -203,14 +202,12 @@ class Cowboy:
         value is the same bits as :meth:`clean`'s: the same chunks, z0 and steps."""
         n, steps = check_inputs(x.detach(), self.input_shape).shape[0], self.settings.steps
         kept = steps if last is None else min(last, steps)
-        # E(x) keeps a graph when every step is unrolled
-        with torch.set_grad_enabled(kept == steps), self.execution.kernels():
+        with torch.set_grad_enabled(kept == steps):  # E(x) keeps a graph when every step is unrolled
             z0 = self.start_latents(x, seed)
-        with self.execution.kernels():
-            parts = [
-                self._best_of_chunk(x[inputs], z0[rows], [steps], graph_from=steps - kept)
-                for inputs, rows in chunk_slices(n, self.execution.rows, self.settings.restarts)
-            ]
+        parts = [
+            self._best_of_chunk(x[inputs], z0[rows], [steps], graph_from=steps - kept)
+            for inputs, rows in chunk_slices(n, self.execution.rows, self.settings.restarts)
+        ]
         return torch.cat([part.best[steps][0] for part in parts])
 
     def start_latents(self, x: torch.Tensor, seed: int) -> torch.Tensor:
@@ -232,17 +229,18 @@ class Cowboy:
         ``execution.rows`` rows; returns the descent and the padded targets."""
         rows, s = self.execution.rows, self.settings
         x_rows = self.execution.format(pad_rows(expand_rows(x, s.restarts), rows))
-        run = descend(
-            self._run_objective,
-            rule_for(s.optimizer, s.lr),
-            pad_rows(z0, rows).to(self.device),
-            x_rows,
-            steps=s.steps,
-            record=record,
-            early_stop_tol=s.early_stop_tol,
-            create_graph=graph_from is not None,
-            graph_from=graph_from or 0,
-        )
+        with self.execution.kernels():
+            run = descend(
+                self._run_objective,
+                rule_for(s.optimizer, s.lr),
+                pad_rows(z0, rows).to(self.device),
+                x_rows,
+                steps=s.steps,
+                record=record,
+                early_stop_tol=s.early_stop_tol,
+                create_graph=graph_from is not None,
+                graph_from=graph_from or 0,
+            )
         return run, x_rows
 
     def _best_of_chunk(
@@ -255,7 +253,7 @@ class Cowboy:
         best = {}
         for step in record:
             z = run.snapshots[step]
-            with torch.set_grad_enabled(z.requires_grad):
+            with torch.set_grad_enabled(z.requires_grad), self.execution.kernels():
                 loss, fake = self._run_objective(z, x_rows)
             pick = best_rows(loss, k, r)
             best[step] = (fake[pick], z[pick], loss[pick])

@@ -227,9 +227,10 @@ class Execution:
         """``model`` on ``x`` in padded chunks of :attr:`rows`: a row's output is the same bits
         whatever else is in the call (kernels pick their algorithm by batch size)."""
         out = []
-        for start in range(0, x.shape[0], self.rows):
-            chunk = x[start : start + self.rows]
-            out.append(model(self.format(pad_rows(chunk, self.rows)))[: chunk.shape[0]])
+        with self.kernels():
+            for start in range(0, x.shape[0], self.rows):
+                chunk = x[start : start + self.rows]
+                out.append(model(self.format(pad_rows(chunk, self.rows)))[: chunk.shape[0]])
         return torch.cat(out)
 
     def prepare(self, model: nn.Module) -> nn.Module:
@@ -258,9 +259,10 @@ class Execution:
         )
 
     def kernels(self) -> contextlib.AbstractContextManager[Any]:
-        """Where cleaning runs: on CUDA, cuDNN's deterministic algorithms only, because the
-        others (atomics in the backward pass, autotuned choices) change an input's bits with
-        what else is in its chunk (benchmarks/gpu_check.sh caught it on an H200)."""
+        """Where every padded chunk runs (:meth:`map_rows`, the cleaning's descent): on CUDA,
+        cuDNN's deterministic algorithms only, because the others (atomics in the backward
+        pass, autotuned choices) change an input's bits with what else is in its chunk
+        (benchmarks/gpu_check.sh caught it on an H200)."""
         if torch.device(self.device).type != "cuda":
             return contextlib.nullcontext()
         cudnn = torch.backends.cudnn
