@@ -30,7 +30,8 @@ rule card_choice:
     output:
         report("results/defense/{dataset}.choice.csv", category="Beyond the paper", caption="../report/card.rst"),
     params:
-        card=canonical({k: v for k, v in config["card"].items() if k != "grid"}),
+        # Not the grid (each grid job has its setting) nor what only card_alone measures.
+        card=canonical({k: v for k, v in config["card"].items() if k not in {"grid", "deployed_alone_images"}}),
     log:
         "results/logs/card_choice/{dataset}.log",
     script:
@@ -54,11 +55,12 @@ rule defense_card:
         "../workflow_scripts/defense_card.py"
 
 
-# The chosen card cleaned alone on every validation image the chooser used (the chooser
-# itself cleans card.alone_images alone: each costs a whole padded chunk). Two threads: it is
-# the DAG's last long job and runs by itself; on one thread it was 499 of quick.yaml's 1,056 s
-# on 2 cores, with the other core idle, and on two 345 s (AMD EPYC, avx512f). Its flips
-# compare cleanings inside the one job, at one thread count (0 alone and rechunked on both).
+# The chosen card on every validation image the chooser used, in batches, and alone on the
+# first card.deployed_alone_images of each kind (null: all; the chooser itself cleans
+# card.alone_images alone). Each image alone costs a whole padded chunk: all 400 of
+# quick.yaml's were 514 s of its run (2 threads, beside a suite job), 50 of each kind 151 s
+# (AMD EPYC, avx512f). Two threads: it is the DAG's last long job and runs by itself. Its
+# flips compare cleanings inside the one job, at one thread count.
 rule card_alone:
     input:
         data="results/data/{dataset}/eval.safetensors",
@@ -69,7 +71,7 @@ rule card_alone:
         "results/defense/{dataset}.alone.csv",
     threads: 2
     params:
-        card=canonical({key: config["card"][key] for key in ("images", "perturbation")}),
+        card=paths.card_alone_params(),
         seed=SEED,
     log:
         "results/logs/card_alone/{dataset}.log",

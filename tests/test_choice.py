@@ -2,9 +2,15 @@
 
 import numpy as np
 import pandas as pd
+import torch
+from torch import nn
 
+from cowboy_core import Cowboy
+from cowboy_core.diagnostics import Predictions
+from cowboy_core.settings import Settings
 from cowboy_core.suite import Suite
-from cowboy_pipeline.choice import choose
+from cowboy_pipeline import choice
+from cowboy_pipeline.choice import choose, deployed_flips
 from cowboy_pipeline.robustness import convergence_table
 
 
@@ -70,3 +76,51 @@ def test_doubling_scales_every_budget_and_no_image_count():
         suite.fresh_images,
         suite.check_images,
     )
+
+
+def _spy_cleaning(defense, monkeypatch):
+    """Record each input ``defense.clean`` cleans on its own."""
+    alone = []
+    clean = defense.clean
+
+    def spy(x, **kwargs):
+        if x.shape[0] == 1:
+            alone.append(x)
+        return clean(x, **kwargs)
+
+    monkeypatch.setattr(defense, "clean", spy)
+    return alone
+
+
+def test_the_deployed_check_cleans_the_first_of_each_kind_alone_and_every_image_in_batches(
+    tiny_gan, images, monkeypatch
+):
+    defense = Cowboy(*tiny_gan, Settings(steps=3))
+    classifier = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
+    clean, attacked = images[:3], images[3:]
+    alone = _spy_cleaning(defense, monkeypatch)
+    table, change = deployed_flips(classifier, defense, clean, attacked, alone=1, seed=0, perturbation=1e-4)
+    assert [torch.equal(a[0], b) for a, b in zip(alone, [clean[0], attacked[0]], strict=True)] == [True, True]
+    images_of = table.set_index(["comparison", "kind"])["images"].to_dict()
+    assert images_of == {(c, k): 1 if c == "alone" else 3 for c in ("alone", "rechunked", "perturbed")
+                         for k in ("clean", "attack")}  # fmt: skip
+    assert (table.loc[table["comparison"] != "perturbed", "flips"] == 0).all() and change == 0.0
+
+
+def test_the_deployed_checks_flips_are_counted_for_the_kind_they_happened_to(monkeypatch):
+    """A fake cleaning whose other chunking flips exactly the attacked images (marked by their
+    pixels): every flip lands in the attack rows, none in the clean ones."""
+
+    def attacked_flip(classifier, defense, x, **kwargs):
+        marked = (x.flatten(1).mean(1) > 2).long()
+        k = kwargs["alone_images"]
+        return Predictions(torch.zeros_like(marked), marked[:k], marked, torch.zeros_like(marked), 0.0)
+
+    monkeypatch.setattr(choice, "cleaned_predictions", attacked_flip)
+    clean, attacked = torch.zeros(4, 1, 2, 2), torch.full((4, 1, 2, 2), 5.0)
+    table, _ = deployed_flips(nn.Identity(), None, clean, attacked, alone=2, seed=0, perturbation=1e-4)
+    flips = table.set_index(["comparison", "kind"])["flips"].to_dict()
+    expected = {"alone": 2, "rechunked": 4, "perturbed": 0}
+    assert flips == {
+        (c, k): expected[c] if k == "attack" else 0 for c in expected for k in ("clean", "attack")
+    }

@@ -63,6 +63,41 @@ def measure_setting(
     )
 
 
+def deployed_flips(
+    classifier: nn.Module,
+    defense: Cowboy,
+    clean: torch.Tensor,
+    attacked: torch.Tensor,
+    *,
+    alone: int,
+    seed: int,
+    perturbation: float,
+) -> tuple[pd.DataFrame, float]:
+    """The deployed card's flips per comparison and kind, with Wilson intervals: alone on the
+    first ``alone`` images of each kind (each costs a whole padded chunk), in another chunking
+    and under the perturbation on all of them; and the largest pixel change alone."""
+    n, alone = clean.shape[0], min(alone, clean.shape[0])
+    # The first `alone` images of each kind lead the batch, so that cleaning its first rows
+    # alone checks both kinds; with alone = n this is the batch [clean, attacked] itself.
+    both = torch.cat([clean[:alone], attacked[:alone], clean[alone:], attacked[alone:]])
+    kinds = {
+        "clean": torch.cat([torch.arange(alone), torch.arange(2 * alone, alone + n)]),
+        "attack": torch.cat([torch.arange(alone, 2 * alone), torch.arange(alone + n, 2 * n)]),
+    }
+    seen = cleaned_predictions(
+        classifier, defense, both, seed=seed, alone_images=2 * alone, perturbation=perturbation
+    )
+    rows = []
+    for name, other in (("alone", seen.alone), ("rechunked", seen.rechunked), ("perturbed", seen.perturbed)):
+        for kind, kind_rows in kinds.items():
+            checked = kind_rows[kind_rows < other.shape[0]]  # alone: the first rows of each kind
+            flips, count = int((other[checked] != seen.batch[checked]).sum()), int(checked.numel())
+            low, high = wilson_interval(flips, count)
+            rows.append({"comparison": name, "kind": kind, "images": count, "flips": flips,
+                         "flip_rate": flips / count, "ci_low": low, "ci_high": high})  # fmt: skip
+    return pd.DataFrame(rows), seen.pixels_max_change_alone
+
+
 def grid_table(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """One row per setting: accuracies with Wilson intervals, the card's objective (the mean
     of the clean and the attack accuracy), the flip rates and step x curvature."""

@@ -201,7 +201,7 @@ def deployment_attack_files(config: Config, wildcards: Any) -> list[str]:
 
 
 def defense_cards(config: Config) -> list[str]:
-    """Each dataset's card and its check alone on every validation image the chooser used."""
+    """Each dataset's card and its check alone on the validation images the chooser used."""
     return [
         f"results/defense/{ds}.{what}" for ds in config["datasets"] for what in ("safetensors", "alone.csv")
     ]
@@ -228,25 +228,27 @@ def card_measurement(config: Config) -> dict[str, Any]:
     return canonical({key: config["card"][key] for key in keys})
 
 
+def card_alone_params(config: Config) -> dict[str, Any]:
+    """What card_alone measures with; card.deployed_alone_images only when set, so that a run
+    made before the key existed (every image alone) stays valid."""
+    card, alone = config["card"], config["card"].get("deployed_alone_images")
+    params = {"images": card["images"], "perturbation": card["perturbation"]}
+    return canonical(params | ({"alone": alone} if alone is not None else {}))
+
+
 def card_grid_files(config: Config, wildcards: Any) -> list[str]:
     return [f"results/defense/{wildcards.dataset}/grid/{name}.parquet" for name in config["card"]["grid"]]
 
 
 def calibration_attack_file(config: Config, wildcards: Any) -> str:
-    attack = config["detection"]["calibration_attack"]
-    return f"results/attacks/{wildcards.dataset}/val/{attack}.safetensors"
+    return f"results/attacks/{wildcards.dataset}/val/{config['detection']['calibration_attack']}.safetensors"
 
 
 def attacks_config(config: Config, wildcards: Any) -> dict[str, Any]:
     """Attack settings other than the budget: the epsilon sweep sets the budgets itself."""
     attacks = config["datasets"][wildcards.dataset]["attacks"]
-    return canonical(
-        {
-            name: {key: value for key, value in spec.items() if key != "epsilon"}
-            for name, spec in attacks.items()
-            if not parse_attack(name)[1]
-        }
-    )
+    budgetless = {name: {k: v for k, v in spec.items() if k != "epsilon"} for name, spec in attacks.items()}
+    return canonical({name: spec for name, spec in budgetless.items() if not parse_attack(name)[1]})
 
 
 # -- targets -----------------------------------------------------------------------------------
@@ -279,10 +281,9 @@ def reproduction_epsilons(config: Config, wildcards: Any) -> dict[str, float]:
 
 
 def published_sources(config: Config) -> list[str]:
-    """The outputs the reproduction keeps a committed copy of: the GAN's choice, the card's
-    choice and its check alone on every validation image the chooser used, the
-    adversarial training's choice, and the robustness and discriminator studies when the
-    config runs them."""
+    """The outputs the reproduction keeps a committed copy of: the GAN's and the card's choices,
+    the card's check alone, adversarial training's choice, and the robustness and discriminator
+    studies when the config runs them."""
     cards = _cards_attacked(config)  # a run that attacks no card republishes none of its outputs
     # ... except the choices a card-derived defence it attacks rests on (the GAN it cleans
     # with, the card settings it cleans by), made on the run's own models.
