@@ -30,8 +30,7 @@ rule card_choice:
     output:
         report("results/defense/{dataset}.choice.csv", category="Beyond the paper", caption="../report/card.rst"),
     params:
-        # Not the grid (each grid job has its setting) nor what only card_alone measures.
-        card=canonical({k: v for k, v in config["card"].items() if k not in {"grid", "deployed_alone_images"}}),
+        card=paths.card_choice_params(),
     log:
         "results/logs/card_choice/{dataset}.log",
     script:

@@ -9,9 +9,11 @@ from cowboy_core import Cowboy
 from cowboy_core.diagnostics import Predictions
 from cowboy_core.settings import Settings
 from cowboy_core.suite import Suite
-from cowboy_pipeline import choice
+from cowboy_pipeline import choice, paths
 from cowboy_pipeline.choice import choose, deployed_flips
 from cowboy_pipeline.robustness import convergence_table
+
+from .test_paths import checked
 
 
 def _grid():
@@ -124,3 +126,13 @@ def test_the_deployed_checks_flips_are_counted_for_the_kind_they_happened_to(mon
     assert flips == {
         (c, k): expected[c] if k == "attack" else 0 for c in expected for k in ("clean", "attack")
     }
+
+
+def test_the_reproduction_checks_its_card_alone_on_every_image_and_quick_on_fifty_of_each():
+    """The reproduction's card_alone params are the ones its committed check ran with (no
+    ``alone`` key: every image), though it is merged onto quick.yaml, which checks 50."""
+    reproduction, quick = checked("reproduce-fmnist.yaml"), checked("quick.yaml")
+    assert paths.card_alone_params(reproduction) == {"images": 500, "perturbation": 1e-4}
+    assert paths.card_alone_params(quick) == {"alone": 50, "images": 200, "perturbation": 1e-4}
+    for config in (reproduction, quick):  # and the chooser's own params do not see the key
+        assert "deployed_alone_images" not in paths.card_choice_params(config)

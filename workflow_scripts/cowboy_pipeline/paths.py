@@ -1,8 +1,6 @@
 """Every file the pipeline's rules read or write, and the params that decide when they rerun,
 as plain functions of the checked config (rules/common.smk binds them: ``paths.attack_files``).
-
-Params are canonical (keys sorted), so that a config rewritten by a tool in another key order
-reruns nothing: only a changed value does.
+Params are canonical (keys sorted): a config rewritten in another key order reruns nothing.
 """
 
 from __future__ import annotations
@@ -76,9 +74,7 @@ def previous_gan_state(config: Config, wildcards: Any) -> str | list[str]:
     """The GAN resume state this segment starts from; none for the first segment."""
     steps = gan_steps(config, wildcards.dataset)
     here = steps.index(int(wildcards.step))
-    if here == 0:
-        return []
-    return f"results/models/{wildcards.dataset}/gan/step{steps[here - 1]}.state.pt"
+    return f"results/models/{wildcards.dataset}/gan/step{steps[here - 1]}.state.pt" if here else []
 
 
 def attacks_of(config: Config, dataset: str) -> list[str]:
@@ -236,6 +232,11 @@ def card_alone_params(config: Config) -> dict[str, Any]:
     return canonical(params | ({"alone": alone} if alone is not None else {}))
 
 
+def card_choice_params(config: Config) -> dict[str, Any]:
+    """What the chooser chooses by: the card section but the grid and what card_alone measures."""
+    return canonical({k: v for k, v in config["card"].items() if k not in {"grid", "deployed_alone_images"}})
+
+
 def card_grid_files(config: Config, wildcards: Any) -> list[str]:
     return [f"results/defense/{wildcards.dataset}/grid/{name}.parquet" for name in config["card"]["grid"]]
 
@@ -285,8 +286,7 @@ def published_sources(config: Config) -> list[str]:
     the card's check alone, adversarial training's choice, and the robustness and discriminator
     studies when the config runs them."""
     cards = _cards_attacked(config)  # a run that attacks no card republishes none of its outputs
-    # ... except the choices a card-derived defence it attacks rests on (the GAN it cleans
-    # with, the card settings it cleans by), made on the run's own models.
+    # ... but for the choices a card-derived defence it attacks rests on (its GAN, its settings).
     choices = cards or _card_derivatives_attacked(config)
     sources = [
         f"results/defense/{ds}.{what}.csv"
@@ -312,9 +312,8 @@ def published_sources(config: Config) -> list[str]:
 
 
 def _cards_attacked(config: Config) -> bool:
-    """Whether the run's robustness suite attacks a card (config/full-fmnist.yaml runs no
-    suite, config/anchor-fmnist.yaml attacks only classifiers): only such a run republishes
-    the card's validation outputs, so that an overlay never writes a second copy of them."""
+    """Whether the run's suite attacks a card (full-fmnist.yaml runs none, anchor-fmnist.yaml
+    only classifiers): only such a run republishes the card's validation outputs, once."""
     if not config["robustness"]["datasets"]:
         return False
     chosen = config["robustness"].get("defenses")
