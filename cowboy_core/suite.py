@@ -7,6 +7,7 @@ and at a fresh one.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -229,7 +230,11 @@ def run_suite(
         index = step.images(board)
         if len(index) == 0:  # every image is already broken under the policies it can affect
             continue
-        board.record(step, index, step.attack(index))
+        # On CUDA an attack's backward passes through the cleaning run after the cleaning's own
+        # deterministic-kernels context has closed: run the whole step inside it (no-op on CPU).
+        with defense.execution.kernels() if defense is not None else contextlib.nullcontext():
+            x_adv = step.attack(index)
+        board.record(step, index, x_adv)
         log(f"eps={epsilon} {step.name}: {len(index)} images, robust now {board.summary()}")
     return pd.concat(board.rows, ignore_index=True)
 

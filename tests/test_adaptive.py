@@ -1,5 +1,7 @@
 """Attacks on the deployed defence, the worst-case aggregation and the mixed-stream accounting."""
 
+import contextlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +18,7 @@ from cowboy_core.adaptive import (
     single_step,
     square,
 )
+from cowboy_core.execution import Execution
 from cowboy_core.models import Classifier, freeze
 from cowboy_core.settings import Settings
 from cowboy_core.suite import Suite, deployed_correct, run_suite
@@ -334,3 +337,32 @@ def test_a_sharded_run_attacks_the_sets_first_images_with_the_steps_limited_to_t
     # A shard past the set's first images runs no Square at all.
     late = run_suite(classifier, None, x[3:6], y[3:6], first_image=3, **kwargs)
     assert "square" not in set(late["attack"])
+
+
+@pytest.mark.slow
+def test_every_gradient_the_suite_takes_through_a_defence_runs_inside_its_kernels(
+    setup, tiny_gan, monkeypatch
+):
+    """On CUDA the kernels context makes cuDNN deterministic; an attack's backward through
+    the cleaning must run inside it too, or its gradients change bits with the batch. On
+    the CPU the context is spied on: no classifier call with gradients falls outside it."""
+    depth, outside = [0], []
+
+    @contextlib.contextmanager
+    def spied(self):
+        depth[0] += 1
+        try:
+            yield
+        finally:
+            depth[0] -= 1
+
+    monkeypatch.setattr(Execution, "kernels", spied)
+    classifier, x, y = setup
+    classifier.register_forward_hook(
+        lambda *_: outside.append(1) if torch.is_grad_enabled() and depth[0] == 0 else None
+    )
+    defense = Cowboy(*tiny_gan, Settings(steps=2), threshold=0.5)
+    suite = Suite(steps=2, restarts=1, eot=1, square_images=2, square_queries=2, fresh_images=2)
+    kwargs = {"epsilon": 0.1, "suite": suite, "median_real_score": 0.5, "log": lambda *_: None}
+    rows = run_suite(classifier, defense, x[:4], y[:4], **kwargs)
+    assert "unrolled_apgd_ce" in set(rows["attack"]) and depth[0] == 0 and not outside
