@@ -5,10 +5,13 @@ card is what users deploy: a NaN threshold would switch detection off without a 
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from dataclasses import asdict
 from typing import Any
 
+import torch
 from torch import nn
 
 from .io import CheckpointError, PathLike, load_models, save_models
@@ -45,11 +48,40 @@ def check_card(card: Any) -> dict[str, Any]:
         raise CardError(f"input_shape = {shape!r} must be a list of positive integers")
     if not isinstance(card["provenance"], dict):
         raise CardError("provenance must be a mapping; rewrite the card with the pipeline")
+    _check_classifier_record(card["provenance"].get("classifier"))
     try:
         check_settings(card["settings"])
     except SettingsError as err:
         raise CardError(str(err)) from None
     return card
+
+
+def classifier_fingerprint(classifier: nn.Module) -> str:
+    """SHA-256 of a classifier's weights and buffers, in registration order: the same network
+    however it was loaded (names are left out, so a wrapper's prefix does not change it)."""
+    digest = hashlib.sha256()
+    for tensor in classifier.state_dict().values():
+        digest.update(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _check_classifier_record(record: Any) -> None:
+    """provenance.classifier, when a card has it: the classifier its settings were chosen in
+    front of, by source and fingerprint (cards written before 2026-12 have none)."""
+    if record is None:
+        return
+    if not (
+        isinstance(record, dict)
+        and set(record) == {"source", "sha256"}
+        and isinstance(record["source"], str)
+        and isinstance(record["sha256"], str)
+        and re.fullmatch(r"[0-9a-f]{64}", record["sha256"])
+    ):
+        raise CardError(
+            f"provenance.classifier = {record!r} must be {{source: path, sha256: 64 hex digits}}; "
+            "rewrite the card with the pipeline"
+        )
 
 
 def save_card(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .card import classifier_fingerprint
 from .choices import Choice
 from .cleaning import Cowboy
 from .detection import checked_threshold
@@ -124,6 +126,7 @@ class DefendedClassifier(nn.Module):
             ) from err
         if logits.dim() != 2 or logits.shape[0] != 2:
             raise ValueError(f"the classifier must return (N, classes) logits, got {tuple(logits.shape)}")
+        _warn_if_chosen_for_another(defense.card.get("provenance", {}), classifier)
         return cls(classifier, defense, policy, seed=seed)
 
     def defend(
@@ -161,3 +164,21 @@ def stream_attacked(n: int, *, seed: int) -> torch.Tensor:
     rows for every attack, so that streams share their clean half."""
     perm = torch.from_numpy(np.random.default_rng(seed).permutation(n))
     return perm < n // 2
+
+
+class OtherClassifierWarning(UserWarning):
+    """A card's settings were chosen, and its numbers measured, in front of another classifier."""
+
+
+def _warn_if_chosen_for_another(provenance: dict[str, Any], classifier: nn.Module) -> None:
+    """Say so when ``classifier`` is not the one the card was chosen in front of: the defence
+    still runs, but the card's validation numbers do not describe it (a Rec variant's card
+    in front of the standard classifier loses accuracy)."""
+    record = provenance.get("classifier")
+    if record is not None and classifier_fingerprint(classifier) != record["sha256"]:
+        warnings.warn(
+            f"this card was chosen in front of {record['source']} (sha256 {record['sha256'][:12]}...), "
+            "and this classifier differs: the card's validation numbers do not describe it",
+            OtherClassifierWarning,
+            stacklevel=3,
+        )

@@ -5,13 +5,15 @@ naming the field, never a traceback or a defence silently switched off."""
 import copy
 import json
 import math
+import warnings
 
 import pytest
 import torch
 
 from cowboy_core import Cowboy, DefendedClassifier
-from cowboy_core.card import CardError
+from cowboy_core.card import CardError, classifier_fingerprint
 from cowboy_core.cli import main
+from cowboy_core.defended import OtherClassifierWarning
 from cowboy_core.models import Classifier, freeze
 from cowboy_core.settings import Settings
 
@@ -64,6 +66,16 @@ CASES = [
     ("missing threshold", lambda h: h.pop("threshold"), "missing key 'threshold'"),
     ("bad input shape", _set("input_shape", [1, -28, 28]), "input_shape"),
     ("settings not a mapping", _set("settings", [1, 2]), "settings must be a mapping"),
+    (
+        "classifier record short",
+        _set("classifier", {"source": "x", "sha256": "ab"}, inside="provenance"),
+        "provenance.classifier",
+    ),
+    (
+        "classifier record a path",
+        _set("classifier", "x.safetensors", inside="provenance"),
+        "provenance.classifier",
+    ),
 ]
 
 
@@ -148,3 +160,34 @@ def test_a_card_with_a_model_it_does_not_know_is_refused_by_name(card, tmp_path)
     assert str(caught.value) == (
         f"{extra}: unknown model 'critic' in the card; a card holds discriminator, encoder, generator"
     )
+
+
+def _recorded_card(folder, tiny_gan, classifier):
+    """A card whose provenance records ``classifier`` as the one it was chosen for."""
+    record = {"source": "classifier_rec.safetensors", "sha256": classifier_fingerprint(classifier)}
+    Cowboy(*tiny_gan, Settings(steps=2), threshold=0.5).save(
+        folder / "rec.safetensors", provenance={"classifier": record}
+    )
+    return folder / "rec.safetensors"
+
+
+def test_a_card_warns_when_deployed_in_front_of_another_classifier_than_it_was_chosen_for(tiny_gan, tmp_path):
+    torch.manual_seed(0)
+    chosen_for = freeze(Classifier(channels=1, image_size=28, width=4))
+    path = _recorded_card(tmp_path, tiny_gan, chosen_for)
+    other = freeze(Classifier(channels=1, image_size=28, width=4))
+    with pytest.warns(OtherClassifierWarning, match="classifier_rec.safetensors"):
+        DefendedClassifier.load(path, other, "clean-all")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the classifier it was chosen for, however wrapped: silent
+        DefendedClassifier.load(path, torch.nn.Sequential(copy.deepcopy(chosen_for)), "clean-all")
+        DefendedClassifier.load(tmp_path / "rec.safetensors", chosen_for, "clean-all")
+
+
+def test_the_fingerprint_changes_with_any_weight():
+    torch.manual_seed(0)
+    classifier = Classifier(channels=1, image_size=28, width=4)
+    before = classifier_fingerprint(classifier)
+    with torch.no_grad():
+        next(classifier.parameters()).view(-1)[0] += 1e-7
+    assert classifier_fingerprint(classifier) != before and len(before) == 64

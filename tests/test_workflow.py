@@ -11,7 +11,8 @@ import pytest
 import torch
 import yaml
 
-from cowboy_core.io import load_tensors
+from cowboy_core.card import classifier_fingerprint
+from cowboy_core.io import load_models, load_tensors
 
 from .conftest import REPO, copy_tree, job_counts, run_snakemake
 
@@ -118,6 +119,18 @@ def test_defence_card_and_deployment_use_the_pipelines_numbers(tiny_run: Path):
     assert card.card["provenance"]["settings"]["source"].endswith("fashion_mnist.choice.csv")
     assert (grid["n"] == config["card"]["images"]).all() and grid["flip_rate_perturbed"].between(0, 1).all()
     assert card.card["provenance"]["threshold"]["split"] == "val"
+    # Each card names the classifier its settings were chosen in front of, by fingerprint.
+    models = tiny_run / "results/models/fashion_mnist"
+    for path, chosen_for in (
+        ("fashion_mnist", "classifier"),
+        ("fashion_mnist/variants/enc-rec", "classifier_rec"),
+    ):
+        record = Cowboy.load(tiny_run / f"results/defense/{path}.safetensors").card["provenance"][
+            "classifier"
+        ]
+        (classifier,) = load_models(models / f"{chosen_for}.safetensors")[0].values()
+        assert record == {"source": f"results/models/fashion_mnist/{chosen_for}.safetensors",
+                          "sha256": classifier_fingerprint(classifier)}  # fmt: skip
     # The deployed card, rechunked on every chooser image and alone on the first few of each
     # kind: bit-invariant.
     alone = pd.read_csv(tiny_run / "results/defense/fashion_mnist.alone.csv")

@@ -20,6 +20,8 @@ save_chosen_card(
         "gan": snakemake.input.gan,
         "val_scores": snakemake.input.val_scores,
         "choice": snakemake.input.choice,
+        # The classifier card_grid measured the choice with (cowboy_pipeline.cards.classifier_record).
+        "classifier": f"results/models/{snakemake.wildcards.dataset}/classifier.safetensors",
     },
     detection=snakemake.params.detection,
 )

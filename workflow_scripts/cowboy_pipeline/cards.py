@@ -11,7 +11,9 @@ import pandas as pd
 from torch import nn
 
 from cowboy_core import Cowboy
+from cowboy_core.card import classifier_fingerprint
 from cowboy_core.detection import Calibration
+from cowboy_core.io import load_models
 
 from .runtime import gan_step, load_checked, load_split
 from .tables import validation_calibration
@@ -55,6 +57,15 @@ def calibrate(val_scores: str, detection: dict[str, Any]) -> Calibration:
     )
 
 
+def classifier_record(path: str) -> dict[str, str]:
+    """The classifier the chooser measured the settings in front of, by path and fingerprint.
+    It is not an input of the card's rule: the choice the rule reads was measured with this
+    file, so Snakemake already remakes the card after it changes, and cards written before
+    the record existed stay valid."""
+    (classifier,) = load_models(path)[0].values()
+    return {"source": path, "sha256": classifier_fingerprint(classifier)}
+
+
 def save_chosen_card(
     defense: Cowboy,
     path: str,
@@ -64,11 +75,14 @@ def save_chosen_card(
     sources: dict[str, str],
     detection: dict[str, Any],
 ) -> None:
-    """Write ``defense`` with the calibrated threshold, and where the GAN, the threshold and
-    the settings came from (``sources``: gan, val_scores, choice and any further models)."""
+    """Write ``defense`` with the calibrated threshold, and where the GAN, the threshold, the
+    settings and the classifier they were chosen for came from (``sources``: gan, val_scores,
+    choice, classifier and any further models)."""
     defense.threshold, defense.threshold_power = calibration.threshold, calibration.p
+    named = ("val_scores", "choice", "classifier")
     provenance = {
-        **{name: source for name, source in sources.items() if name not in ("val_scores", "choice")},
+        **{name: source for name, source in sources.items() if name not in named},
+        "classifier": classifier_record(sources["classifier"]),
         "gan_steps": gan_step(sources["gan"]),
         "threshold": {
             "source": sources["val_scores"],
