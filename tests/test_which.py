@@ -1,9 +1,12 @@
 """Issue 22's "which defence": one point per defence at the policy it is deployed with, its
 clean and worst-case accuracy, and paired differences against adversarial training."""
 
+import math
+from types import SimpleNamespace
+
 import pandas as pd
 
-from cowboy_pipeline.which import defence_points, earlier_points, goal_region, summary_points
+from cowboy_pipeline.which import defence_points, deployed_policy, earlier_points, goal_region, summary_points
 
 
 def _rows(defense: str, policy: str, clean: list[int], attacked: list[int]) -> list[dict[str, object]]:
@@ -138,3 +141,22 @@ def test_a_defence_keeps_one_colour_across_panels_and_no_two_points_share_one():
     assert colors[("cowboy", "chosen card")] != colors[("cowboy", "paper's settings")]
     distinct = {colors[(d, r if d != "variant_encoder" else "encoder run")] for d, r, _ in rows}
     assert len(distinct) == 11  # eleven defences drawn: past tab10's ten, none repeats
+
+
+def test_the_legend_names_adversarial_training_and_each_variant_and_says_what_is_unconverged():
+    from cowboy_pipeline.plots import _point_label
+
+    def label(defense: str, run: str = "this run", converged: bool = True, budget: float = 1.0) -> str:
+        row = SimpleNamespace(
+            defense=defense, policy=deployed_policy(defense), run=run, converged=converged, budget=budget
+        )
+        return _point_label(row, "this run")
+
+    assert label("adversarial") == "PGD adversarial training (budget x1)"
+    assert label("none", budget=math.nan) == "bare classifier"
+    assert label("variant_encoder-rec", run="encoder-rec run", budget=2) == (
+        "variant encoder-rec (clean-all, encoder-rec run, budget x2)"
+    )
+    assert label("defense_gan", run="paper's settings", converged=False, budget=math.nan) == (
+        "Defense-GAN (clean-all, paper's settings), not converged"
+    )

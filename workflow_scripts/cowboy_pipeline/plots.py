@@ -22,7 +22,8 @@ from matplotlib.patches import Rectangle
 from cowboy_core.io import atomic_path
 
 from .statistics import paired_comparison
-from .which import THIS_RUN, goal_region
+from .suite_paths import VARIANT_PREFIX
+from .which import BARE, THIS_RUN, goal_region
 
 
 def save_figure(figure: Figure, path: str | Path) -> None:
@@ -343,9 +344,26 @@ def _draw_point(ax: Axes, row: Any, color: str, reference: str) -> None:
     )
 
 
+_DEFENCE_NAMES = {
+    "none": "bare classifier",
+    "adversarial": "PGD adversarial training",
+    "adversarial_cowboy": "adversarial training + cowboy",
+    "defense_gan": "Defense-GAN",
+}
+
+
+def defence_name(defense: str) -> str:
+    """The legend's name for a suite defence. The raw names misled ("adversarial
+    (undefended)" read as no defence at all); a variant keeps its name from variants.cards."""
+    if defense.startswith(VARIANT_PREFIX):
+        return f"variant {defense.removeprefix(VARIANT_PREFIX)}"
+    return _DEFENCE_NAMES.get(defense, defense)
+
+
 def _point_label(row: Any, reference: str) -> str:
-    run = row.run
+    details = [] if row.defense in BARE else [str(row.policy)]
+    details += [] if row.run == reference else [str(row.run)]
     budget = getattr(row, "budget", math.nan)
-    label = f"{row.defense} ({row.policy}" + ("" if run == reference else f", {run}")
-    label += "" if math.isnan(budget) else f", budget x{budget:g}"
-    return label + ")" + ("" if row.converged else ", not converged")
+    details += [] if math.isnan(budget) else [f"budget x{budget:g}"]
+    label = defence_name(row.defense) + (f" ({', '.join(details)})" if details else "")
+    return label + ("" if row.converged else ", not converged")
