@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+from snakemake.utils import update_config
 
 from cowboy_pipeline.config import ConfigError, validate_config
 
@@ -36,19 +37,12 @@ def header_command(path: Path) -> list[str] | None:
 
 
 def merged(paths: list[str]) -> dict[str, Any]:
-    """The config Snakemake builds: the default, then each --configfile over it, recursively."""
+    """The config Snakemake builds: the default, then each --configfile over it, merged by
+    Snakemake's own update_config."""
     config: dict[str, Any] = {}
     for path in [DEFAULT, *(REPO / p for p in paths)]:
-        _update(config, yaml.safe_load(path.read_text()) or {})
+        update_config(config, yaml.safe_load(path.read_text()) or {})
     return config
-
-
-def _update(base: dict[str, Any], overlay: dict[str, Any]) -> None:
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _update(base[key], value)
-        else:
-            base[key] = value
 
 
 HEADERS = {
