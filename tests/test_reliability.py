@@ -83,16 +83,16 @@ def test_killed_cleaning_leaves_no_partial_output(tiny_run: Path, tmp_path: Path
     # The tiny run's attack and GAN, reused: a longer cleaning changes only cleaning jobs.
     copy_tree(tiny_run, tmp_path / "run")
     tmp_path = tmp_path / "run"
-    config = tiny_config(tmp_path, cleaning__steps=600, cleaning__record_steps=[3])
-    target = "results/clean/fashion_mnist/test/fgsm/cowboy_sigma1_run600_ckpt20.parquet"
+    config = tiny_config(tmp_path, cleaning__steps=200, cleaning__record_steps=[3])
+    target = "results/clean/fashion_mnist/test/fgsm/cowboy_sigma1_run200_ckpt20.parquet"
     dry = run_snakemake(tmp_path, target, "-n", "--cores", "2", "--configfile", str(config))
     assert job_counts(dry.stdout) == {"clean": 1}  # nothing upstream reruns
     proc = _start(tmp_path, target)
-    _kill_when(proc, tmp_path / "results/logs/clean/fashion_mnist/test/fgsm/cowboy_sigma1_run600_ckpt20.log")
+    _kill_when(proc, tmp_path / "results/logs/clean/fashion_mnist/test/fgsm/cowboy_sigma1_run200_ckpt20.log")
     run_snakemake(tmp_path, "--unlock", "--configfile", str(config))
     out_dir = (tmp_path / target).parent
     assert not (tmp_path / target).exists()
-    assert not list(out_dir.glob("*run600*"))  # neither the output nor a partial one
+    assert not list(out_dir.glob("*run200*"))  # neither the output nor a partial one
     run_snakemake(tmp_path, target, "--cores", "2", "--configfile", str(config))
     import pandas as pd
 
