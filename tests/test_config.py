@@ -25,7 +25,15 @@ def _set(config, dotted, value):
         node[keys[-1]] = value
 
 
-_DELETE = object()
+class _Delete:
+    """Deletes the key. Its repr is fixed so that the test ids are the same on every run
+    (an object()'s repr holds its address, which `pytest --lf` and -k cannot match)."""
+
+    def __repr__(self) -> str:
+        return "<deleted>"
+
+
+_DELETE = _Delete()
 FM = "datasets.fashion_mnist"
 
 BAD = [
