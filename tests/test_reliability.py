@@ -17,6 +17,9 @@ pytestmark = pytest.mark.slow
 
 GAN_STEPS = 60
 FINAL = f"results/models/fashion_mnist/gan/step{GAN_STEPS}.safetensors"
+# Long enough that the kill, 2 s after the job's log appears, lands mid-descent.
+CLEAN_STEPS = 200
+CLEANED = f"fashion_mnist/test/fgsm/cowboy_sigma1_run{CLEAN_STEPS}_ckpt20"
 
 
 def _config(workdir: Path) -> Path:
@@ -83,16 +86,16 @@ def test_killed_cleaning_leaves_no_partial_output(tiny_run: Path, tmp_path: Path
     # The tiny run's attack and GAN, reused: a longer cleaning changes only cleaning jobs.
     copy_tree(tiny_run, tmp_path / "run")
     tmp_path = tmp_path / "run"
-    config = tiny_config(tmp_path, cleaning__steps=200, cleaning__record_steps=[3])
-    target = "results/clean/fashion_mnist/test/fgsm/cowboy_sigma1_run200_ckpt20.parquet"
+    config = tiny_config(tmp_path, cleaning__steps=CLEAN_STEPS, cleaning__record_steps=[3])
+    target = f"results/clean/{CLEANED}.parquet"
     dry = run_snakemake(tmp_path, target, "-n", "--cores", "2", "--configfile", str(config))
     assert job_counts(dry.stdout) == {"clean": 1}  # nothing upstream reruns
     proc = _start(tmp_path, target)
-    _kill_when(proc, tmp_path / "results/logs/clean/fashion_mnist/test/fgsm/cowboy_sigma1_run200_ckpt20.log")
+    _kill_when(proc, tmp_path / f"results/logs/clean/{CLEANED}.log")
     run_snakemake(tmp_path, "--unlock", "--configfile", str(config))
     out_dir = (tmp_path / target).parent
     assert not (tmp_path / target).exists()
-    assert not list(out_dir.glob("*run200*"))  # neither the output nor a partial one
+    assert not list(out_dir.glob(f"*run{CLEAN_STEPS}*"))  # neither the output nor a partial one
     run_snakemake(tmp_path, target, "--cores", "2", "--configfile", str(config))
     import pandas as pd
 
