@@ -128,11 +128,11 @@ def test_the_deployed_checks_flips_are_counted_for_the_kind_they_happened_to(mon
     }
 
 
-def test_the_reproduction_checks_its_card_alone_on_every_image_and_quick_on_fifty_of_each():
+def test_the_reproduction_checks_its_card_alone_on_every_image_and_quick_on_twenty_of_each():
     """The reproduction's card_alone params are the ones its committed check ran with (no
-    ``alone`` key: every image), though it is merged onto quick.yaml, which checks 50."""
+    ``alone`` key: every image), though it is merged onto quick.yaml, which checks 20."""
     reproduction, quick = checked("reproduce-fmnist.yaml"), checked("quick.yaml")
     assert paths.card_alone_params(reproduction) == {"images": 500, "perturbation": 1e-4}
-    assert paths.card_alone_params(quick) == {"alone": 50, "images": 200, "perturbation": 1e-4}
+    assert paths.card_alone_params(quick) == {"alone": 20, "images": 200, "perturbation": 1e-4}
     for config in (reproduction, quick):  # and the chooser's own params do not see the key
         assert "deployed_alone_images" not in paths.card_choice_params(config)
