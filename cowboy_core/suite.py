@@ -52,6 +52,8 @@ class Suite:
         square_images, square_queries: the gradient-free check.
         fresh_images: images attacked with a fresh seed per query (EOT).
         check_images: images for the doubled-budget and unbounded checks.
+        latent_steps: Adam steps of the on-manifold (latent) attack on z; its BPDA refinement
+            takes a tenth as many.
     """
 
     steps: int = 100
@@ -64,11 +66,20 @@ class Suite:
     square_queries: int = 1000
     fresh_images: int = 100
     check_images: int = 100
+    latent_steps: int = 200
 
     def scaled(self, factor: int) -> Suite:
         """Every budget times ``factor`` (steps, restarts, EOT, queries): the convergence check.
         The image counts stay: the check compares the same images."""
-        budgets = ("steps", "restarts", "eot", "fresh_steps", "surrogate_steps", "square_queries")
+        budgets = (
+            "steps",
+            "restarts",
+            "eot",
+            "fresh_steps",
+            "surrogate_steps",
+            "square_queries",
+            "latent_steps",
+        )
         return replace(self, **{name: getattr(self, name) * factor for name in budgets})
 
 
@@ -306,8 +317,11 @@ class Attacks:
             yield from self.carlini_checks(exact, bpda)
 
     def latent(self, defense: Cowboy) -> Attack:
-        eps, seed = self.epsilon, self.seed
-        return lambda i: latent_attack(self.classifier, defense, self.x[i], self.y[i], epsilon=eps, seed=seed)
+        eps, seed, steps = self.epsilon, self.seed, self.suite.latent_steps
+        return lambda i: latent_attack(
+            self.classifier, defense, self.x[i], self.y[i],
+            epsilon=eps, steps=steps, refine_steps=max(1, steps // 10), seed=seed,
+        )  # fmt: skip
 
     def hinge(self, defense: Cowboy, target: float) -> Attack:
         return lambda i: hinge_attack(

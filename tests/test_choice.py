@@ -6,12 +6,13 @@ import torch
 from torch import nn
 
 from cowboy_core import Cowboy
+from cowboy_core import suite as suite_module
 from cowboy_core.diagnostics import Predictions
 from cowboy_core.settings import Settings
 from cowboy_core.suite import Suite
 from cowboy_pipeline import choice, paths
 from cowboy_pipeline.choice import choose, deployed_flips
-from cowboy_pipeline.robustness import convergence_table
+from cowboy_pipeline.robustness import convergence_table, suite_at
 
 from .test_paths import checked
 
@@ -69,15 +70,38 @@ def test_convergence_compares_the_same_images_and_fails_when_the_number_moves():
 
 
 def test_doubling_scales_every_budget_and_no_image_count():
-    suite = Suite(steps=10, restarts=2, eot=3, fresh_steps=5, surrogate_steps=7, square_queries=11)
+    suite = Suite(
+        steps=10, restarts=2, eot=3, fresh_steps=5, surrogate_steps=7, square_queries=11, latent_steps=13
+    )
     doubled = suite.scaled(2)
     assert (doubled.steps, doubled.restarts, doubled.eot) == (20, 4, 6)
     assert (doubled.fresh_steps, doubled.surrogate_steps, doubled.square_queries) == (10, 14, 22)
+    assert doubled.latent_steps == 26
     assert (doubled.square_images, doubled.fresh_images, doubled.check_images) == (
         suite.square_images,
         suite.fresh_images,
         suite.check_images,
     )
+
+
+def test_the_latent_attack_runs_the_suites_steps_and_its_refinement_a_tenth(monkeypatch):
+    calls = []
+    monkeypatch.setattr(suite_module, "latent_attack", lambda *a, **kw: calls.append(kw) or a[2])
+    x, y = torch.zeros(2, 1, 4, 4), torch.zeros(2, dtype=torch.long)
+    for latent_steps in (30, Suite(latent_steps=30).scaled(2).latent_steps):
+        attacks = suite_module.Attacks(
+            nn.Identity(), x, y, epsilon=0.1, suite=Suite(latent_steps=latent_steps), seed=0
+        )
+        attacks.latent(defense=None)(np.array([0]))  # type: ignore[arg-type]
+    assert [(c["steps"], c["refine_steps"]) for c in calls] == [(30, 3), (60, 6)]
+
+
+def test_an_unset_latent_budget_runs_as_the_committed_runs_ran_and_a_set_one_doubles():
+    tiny = checked("tiny.yaml")
+    unset = {k: v for k, v in tiny["robustness"].items() if k != "latent_steps"}
+    assert [suite_at(unset, scale).latent_steps for scale in (1, 4)] == [200, 200]
+    assert suite_at(unset, 4).steps == 4 * tiny["robustness"]["steps"]
+    assert [suite_at(tiny["robustness"], scale).latent_steps for scale in (1, 4)] == [10, 40]
 
 
 def _spy_cleaning(defense, monkeypatch):

@@ -398,3 +398,11 @@ def test_every_rule_a_profile_names_exists_and_the_suite_gets_the_gpu_on_slurm()
     slurm = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())["set-resources"]
     suite = {name for name in rules if name.startswith("robustness") and name != "robustness_report"}
     assert all(slurm[name] == slurm["robustness"] and slurm[name]["gpu"] == 1 for name in suite)
+
+
+def test_the_latent_steps_setting_leaves_the_committed_runs_params_alone():
+    """Unset, the suite runs the 200 latent steps every committed run ran: those runs' params
+    must not gain the key, or Snakemake would rerun every shard they committed."""
+    for names in (("reproduce-fmnist.yaml",), ("reproduce-fmnist.yaml", "variants-fmnist.yaml")):
+        assert "latent_steps" not in suite_paths.robustness_params(checked(*names))
+    assert suite_paths.robustness_params(checked("tiny.yaml"))["latent_steps"] == 10

@@ -7,8 +7,8 @@ import pandas as pd
 
 from cowboy_core import Cowboy, Execution
 from cowboy_core.io import write_dataframe
-from cowboy_core.suite import Suite, run_suite
-from cowboy_pipeline.robustness import cleaning_method, earlier_broken
+from cowboy_core.suite import run_suite
+from cowboy_pipeline.robustness import cleaning_method, earlier_broken, suite_at
 from cowboy_pipeline.runtime import LOG, load_checked, load_split, start_job
 
 device = start_job(snakemake)
@@ -41,7 +41,7 @@ def attack() -> pd.DataFrame:
         images,
         labels,
         epsilon=epsilon,
-        suite=Suite(**{key: cfg[key] for key in Suite.__dataclass_fields__}).scaled(scale),
+        suite=suite_at(cfg, scale),
         median_real_score=float(scores.loc[scores["source"] == "real", "d_score"].median()),
         checks=main_run and abs(epsilon - cfg["check_epsilon"]) < 1e-9,
         seed=params.seed,

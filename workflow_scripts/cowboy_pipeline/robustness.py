@@ -4,14 +4,18 @@ with intervals, Carlini et al.'s checks, and the detect-then-clean operating cur
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from .statistics import wilson_interval
 from .tables import accuracy_row
+
+if TYPE_CHECKING:  # the tables' jobs (the report, the chooser) need not import torch
+    from cowboy_core.suite import Suite
 
 
 def cleaning_method(defense: str) -> str | None:
@@ -23,6 +27,21 @@ def cleaning_method(defense: str) -> str | None:
     if defense.startswith("variant_"):
         return "cowboy"
     return defense.removeprefix("adversarial_")
+
+
+# The latent attack's steps became a setting after runs were committed. The schema gives it no
+# default, so those runs keep their params (Snakemake reruns nothing); unset, it runs as they
+# ran: a fixed 200 steps at every scale. Set, the convergence check doubles it like any budget.
+LEGACY_LATENT_STEPS = 200
+
+
+def suite_at(settings: Mapping[str, Any], scale: int) -> Suite:
+    """The config's suite (its ``robustness`` section) with every budget times ``scale``."""
+    from cowboy_core.suite import Suite
+
+    fields = [key for key in Suite.__dataclass_fields__ if key != "latent_steps" or key in settings]
+    suite = Suite(**{key: settings[key] for key in fields}).scaled(scale)
+    return suite if "latent_steps" in settings else replace(suite, latent_steps=LEGACY_LATENT_STEPS)
 
 
 def earlier_broken(per_image: pd.DataFrame, images: np.ndarray) -> dict[str, np.ndarray]:
