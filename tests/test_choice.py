@@ -14,7 +14,7 @@ from cowboy_pipeline import choice, paths
 from cowboy_pipeline.choice import choose, deployed_flips
 from cowboy_pipeline.robustness import convergence_table, suite_at
 
-from .test_paths import checked
+from .configs import checked
 
 
 def _grid():

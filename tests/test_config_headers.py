@@ -4,18 +4,13 @@ otherwise surface there, after the runs it stacks on."""
 
 import shlex
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
-from snakemake.utils import update_config
 
 from cowboy_pipeline.config import ConfigError, validate_config
 
+from .configs import SCHEMA, merged
 from .conftest import REPO
-from .test_config import SCHEMA
-
-DEFAULT = REPO / "config" / "quick.yaml"  # the Snakefile's configfile, under every --configfile
 
 
 def header_command(path: Path) -> list[str] | None:
@@ -34,15 +29,6 @@ def header_command(path: Path) -> list[str] | None:
         if not header[i].endswith("\\"):
             return shlex.split(" ".join(command))
         i += 1
-
-
-def merged(paths: list[str]) -> dict[str, Any]:
-    """The config Snakemake builds: the default, then each --configfile over it, merged by
-    Snakemake's own update_config."""
-    config: dict[str, Any] = {}
-    for path in [DEFAULT, *(REPO / p for p in paths)]:
-        update_config(config, yaml.safe_load(path.read_text()) or {})
-    return config
 
 
 HEADERS = {
