@@ -126,7 +126,7 @@ class DefendedClassifier(nn.Module):
             ) from err
         if logits.dim() != 2 or logits.shape[0] != 2:
             raise ValueError(f"the classifier must return (N, classes) logits, got {tuple(logits.shape)}")
-        _warn_if_chosen_for_another(defense.card.get("provenance", {}), classifier)
+        _warn_if_chosen_for_another(defense.card["provenance"], classifier)  # a checked key
         return cls(classifier, defense, policy, seed=seed)
 
     def defend(

@@ -176,8 +176,13 @@ def test_a_card_warns_when_deployed_in_front_of_another_classifier_than_it_was_c
     chosen_for = freeze(Classifier(channels=1, image_size=28, width=4))
     path = _recorded_card(tmp_path, tiny_gan, chosen_for)
     other = freeze(Classifier(channels=1, image_size=28, width=4))
-    with pytest.warns(OtherClassifierWarning, match="classifier_rec.safetensors"):
+    with pytest.warns(OtherClassifierWarning) as caught:
         DefendedClassifier.load(path, other, "clean-all")
+    assert str(caught[0].message) == (
+        "this card was chosen in front of classifier_rec.safetensors "
+        f"(sha256 {classifier_fingerprint(chosen_for)[:12]}...), and this classifier differs: "
+        "the card's validation numbers do not describe it"
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the classifier it was chosen for, however wrapped: silent
         DefendedClassifier.load(path, torch.nn.Sequential(copy.deepcopy(chosen_for)), "clean-all")

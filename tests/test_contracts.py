@@ -178,6 +178,18 @@ def test_a_shared_cleaning_gives_each_policy_the_same_bits_and_is_what_it_uses(c
         apply_policy(defense, images, policy, cleaned=once[:1])
 
 
+def test_the_deployed_classifier_reads_the_shared_cleaning_it_is_given(card, images):
+    _, defense = card
+    torch.manual_seed(0)
+    classifier = freeze(Classifier(channels=1, image_size=28, width=4))
+    defended = DefendedClassifier(classifier, defense, "clean-all", seed=2)
+    marked = torch.full_like(images, 0.25)  # not a cleaning: shows that the logits read it
+    logits, report = defended.defend(images, cleaned=marked)
+    with torch.no_grad():
+        assert torch.equal(logits, defense.execution.map_rows(classifier, marked).float())
+    assert report.cleaned.all() and not torch.equal(logits, defended.defend(images)[0])
+
+
 def test_mnist_and_cifar10_load_each_split_in_torchvisions_formats(tmp_path, monkeypatch):
     import pickle
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from cowboy_core.attacks import AttackSpec, _foolbox_attack, run_attack
+from cowboy_core.attacks import VAM_RETRY_XI, AttackSpec, _foolbox_attack, _vam_retry, run_attack
 from cowboy_core.card import CardError, check_card, describe, read_card
 from cowboy_core.choices import AttackName
 from cowboy_core.detection import (
@@ -272,6 +272,37 @@ def test_images_on_the_range_bounds_are_accepted_and_outside_them_refused():
     )
 
 
+def test_a_malformed_classifier_record_is_refused_with_its_fix():
+    assert refusal(CardError, check_card, _card(provenance={"classifier": "c.safetensors"})) == (
+        "provenance.classifier = 'c.safetensors' must be {source: path, sha256: 64 hex digits}; "
+        "rewrite the card with the pipeline"
+    )
+
+
 def test_describe_writes_an_empty_list_inside_a_list_as_brackets():
     card = _card(provenance={"runs": [[], "a"]})
     assert describe(card).splitlines()[-3:] == ["  runs:", "    []", "    - a"]
+
+
+def test_the_vam_retry_keeps_what_it_finds_per_image_and_says_how_many_it_retried(monkeypatch, caplog):
+    """Rows 0 and 2 vanished at xi=1e-6; the wider retry finds row 2 a direction but not row
+    0, which comes back as the image itself. Row 1 never vanished and is kept as it was."""
+    import foolbox as fb
+
+    x = torch.zeros(3, 1, 2, 2)
+    adv = torch.full_like(x, 0.3)
+    adv[[0, 2]] = float("nan")
+
+    class _Retry:
+        def __init__(self, **_: Any) -> None: ...
+
+        def __call__(self, fmodel, images, labels, epsilons):  # type: ignore[no-untyped-def]
+            again = images + 0.1
+            again[0] = float("nan")
+            return None, again, None
+
+    monkeypatch.setattr(fb.attacks, "VirtualAdversarialAttack", _Retry)
+    with caplog.at_level("WARNING"):
+        out = _vam_retry(None, x, torch.zeros(3), adv, AttackSpec(AttackName.VAM, epsilon=0.1, steps=1))
+    assert torch.equal(out[0], x[0]) and torch.equal(out[1], adv[1]) and torch.equal(out[2], x[2] + 0.1)
+    assert caplog.messages == [f"VAM: 2 images had no KL gradient at xi=1e-6; retried at xi={VAM_RETRY_XI:g}"]
