@@ -8,9 +8,9 @@ import yaml
 
 from cowboy_pipeline.config import ConfigError, load_schema, validate_config
 
+from .configs import SCHEMA
 from .conftest import REPO, run_snakemake
 
-SCHEMA = load_schema(REPO / "config" / "schema.yaml")
 TINY = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
 
 
