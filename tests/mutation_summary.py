@@ -41,6 +41,14 @@ def main(results: str, table: str, survivors: str) -> None:
         total.update(counts[module])
         rows.append(_row(module, counts[module]))
     rows.append(_row("**all**", total))
+    if total["killed"] + total["timeout"] + total["survived"] == 0:
+        # A run that failed at its start (mutmut could not run the clean tests) lists every
+        # mutant as not checked; writing that over the committed report would erase it.
+        print(
+            f"{results}: no mutant ran; fix the run (see its log) and rerun tests/mutation.sh",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     unexplained = [name for name in surviving if name not in explained]
     Path(table).write_text(
         "# Mutation testing of the algorithm core (written by tests/mutation.sh)\n\n"
