@@ -8,17 +8,28 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+from tqdm import tqdm
 
 from cowboy_core import execution
 from cowboy_core.models import DCGANDiscriminator, DCGANGenerator, freeze
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Every cleaning opens a tqdm bar (disabled unless asked), and tqdm guards its bars with a
+# multiprocessing lock that forked processes share. mutmut forks a child per mutant, two at a
+# time, and kills one that runs out of time wherever it is: a child killed inside tqdm's lock
+# leaves it held for good, and every later child waits on it until it too "times out" (the
+# first run of 2026-12-06 stalled that way, halfway). A lock of each process's own, and no
+# monitor thread to hold it across a fork, keep the children apart.
+tqdm.set_lock(threading.RLock())
+tqdm.monitor_interval = 0
 
 
 @pytest.fixture(autouse=True)
