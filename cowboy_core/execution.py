@@ -213,7 +213,7 @@ class Execution:
         settings: dict[str, Any] = {
             "device": pick_device(),
             "batch_size": int(batch) if batch else None,
-            "compile": os.environ.get("COWBOY_COMPILE", "0") == "1",
+            "compile": os.environ.get("COWBOY_COMPILE") == "1",
         }
         return cls(**(settings | overrides))
 

@@ -5,6 +5,7 @@ naming the field, never a traceback or a defence silently switched off."""
 import copy
 import json
 import math
+import os
 import warnings
 
 import pytest
@@ -187,6 +188,18 @@ def test_a_card_warns_when_deployed_in_front_of_another_classifier_than_it_was_c
         warnings.simplefilter("error")  # the classifier it was chosen for, however wrapped: silent
         DefendedClassifier.load(path, torch.nn.Sequential(copy.deepcopy(chosen_for)), "clean-all")
         DefendedClassifier.load(tmp_path / "rec.safetensors", chosen_for, "clean-all")
+
+
+@pytest.mark.skipif(
+    "MUTANT_UNDER_TEST" in os.environ,
+    reason="mutmut calls every function through a trampoline, which adds frames between the two",
+)
+def test_the_other_classifier_warning_names_the_callers_line(tmp_path, tiny_gan):
+    chosen_for = freeze(Classifier(channels=1, image_size=28, width=4))
+    path = _recorded_card(tmp_path, tiny_gan, chosen_for)
+    with pytest.warns(OtherClassifierWarning) as caught:
+        DefendedClassifier.load(path, freeze(Classifier(channels=1, image_size=28, width=4)), "clean-all")
+    assert caught[0].filename == __file__  # the user's load(), not the library's own lines
 
 
 def test_the_fingerprint_changes_with_any_weight():

@@ -7,6 +7,7 @@ import contextlib
 
 import pytest
 import torch
+import tqdm.std
 from torch import nn
 
 from cowboy_core import Execution
@@ -82,10 +83,12 @@ def test_subpixel_layers_are_exact_in_float64_with_or_without_bias(bias):
     """In float64 the rewrite must keep float64 weights (a float32 copy errs by about 1e-8)
     and add no bias the original lacks."""
     torch.manual_seed(0)
-    transpose = nn.ConvTranspose2d(5, 3, 4, 2, 1, bias=bias).double()
+    # Initialised in float64, not cast from float32: the weights then carry bits that a float32
+    # copy on the way would drop.
+    transpose = nn.ConvTranspose2d(5, 3, 4, 2, 1, bias=bias, dtype=torch.float64)
     x = torch.randn(2, 5, 7, 7, dtype=torch.float64)
     assert torch.allclose(subpixel_transpose(transpose)(x), transpose(x), rtol=0, atol=1e-12)
-    conv = nn.Conv2d(3, 5, 4, 2, 1, bias=bias).double()
+    conv = nn.Conv2d(3, 5, 4, 2, 1, bias=bias, dtype=torch.float64)
     x = torch.randn(2, 3, 14, 14, dtype=torch.float64)
     assert torch.allclose(subpixel_conv(conv)(x), conv(x), rtol=0, atol=1e-12)
 
@@ -164,14 +167,34 @@ def test_the_progress_bar_writes_plain_ascii_to_stderr_only_when_asked(capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_the_progress_bar_redraws_at_most_every_five_seconds_to_keep_job_logs_short(capsys, monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(tqdm.std, "time", lambda: clock[0])
+    bar = Execution(progress=True).progress_bar(12, "cleaning")
+    for _ in range(12):
+        clock[0] += 1.0
+        bar.update(1)
+    bar.close()
+    shown = capsys.readouterr().err
+    drawn = [count for count in range(13) if f" {count}/12 " in shown]
+    assert drawn == [0, 5, 10, 12]  # the start, every 5 s, and the end
+
+
 def test_cuda_chunks_run_cudnns_deterministic_kernels_and_cpu_chunks_change_nothing():
     assert isinstance(Execution(device="cpu").kernels(), contextlib.nullcontext)
     cudnn = torch.backends.cudnn
-    before = (cudnn.enabled, cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32)
-    with Execution(device="cuda").kernels():  # entering sets flags only: no GPU is needed
-        assert (cudnn.enabled, cudnn.allow_tf32) == (before[0], before[3])
-        assert cudnn.benchmark is False and cudnn.deterministic is True
-    assert (cudnn.enabled, cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32) == before
+    # A user's own choices, opposite to the defaults of cudnn.flags: benchmarking on (the
+    # chunks must turn it off) and TF32 off (the chunks must leave it off).
+    with cudnn.flags(enabled=True, benchmark=True, deterministic=False, allow_tf32=False):
+        with Execution(device="cuda").kernels():  # entering sets flags only: no GPU is needed
+            assert (cudnn.enabled, cudnn.allow_tf32) == (True, False)
+            assert cudnn.benchmark is False and cudnn.deterministic is True
+        assert (cudnn.enabled, cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32) == (
+            True,
+            True,
+            False,
+            False,
+        )
 
 
 @pytest.mark.parametrize(("device", "mode"), [("cpu", "default"), ("cuda", "reduce-overhead")])
