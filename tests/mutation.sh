@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Mutation testing of the algorithm core with mutmut (outside CI: it reruns the fast tests
-# for every mutant; about an hour on 2 cores). Which modules: [tool.mutmut] in pyproject.toml.
+# for every mutant; about half an hour on 2 cores). Which modules: [tool.mutmut] in pyproject.toml.
 #   pip install -e '.[mutation]' && bash tests/mutation.sh [--fresh] [MUTANT_GLOB ...]
 # e.g. bash tests/mutation.sh "cowboy_core.detection*" for one module. Cleaning and descent
 # mutants rerun most of the fast suite each (about 15 s per mutant on 2 cores).
