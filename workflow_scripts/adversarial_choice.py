@@ -10,7 +10,7 @@ import torch
 from cowboy_core.io import load_models, save_models, write_dataframe
 from cowboy_core.training import pgd_adversary, predict
 from cowboy_pipeline.choice import choose
-from cowboy_pipeline.runtime import LOG, load_split, start_job
+from cowboy_pipeline.runtime import LOG, finish_job, load_split, start_job
 from cowboy_pipeline.statistics import wilson_interval
 
 device = start_job(snakemake)
@@ -57,3 +57,4 @@ LOG.info(
     row["objective"],
     snakemake.output.model,
 )
+finish_job()

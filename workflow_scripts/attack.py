@@ -6,7 +6,7 @@ from cowboy_core.attacks import AttackSpec, run_attack
 from cowboy_core.choices import parse_attack
 from cowboy_core.io import save_tensors
 from cowboy_core.training import predict
-from cowboy_pipeline.runtime import load_checked, load_split, stable_offset, start_job
+from cowboy_pipeline.runtime import finish_job, load_checked, load_split, stable_offset, start_job
 
 wc = snakemake.wildcards
 device = start_job(snakemake, seed_offset=stable_offset(wc.dataset, wc.split, wc.attack))
@@ -29,3 +29,4 @@ else:
     )
     meta_out = {"attack": wc.attack, "epsilon": spec.epsilon, "norm": spec.name.norm, "steps": spec.steps}
 save_tensors(snakemake.output[0], {"adversarial": adversarial, "index": index}, meta_out)
+finish_job()

@@ -7,7 +7,7 @@ card.alone_images alone; this checks the winner's batch invariance on many more.
 from cowboy_core import Cowboy, Execution
 from cowboy_core.io import load_tensors, write_dataframe
 from cowboy_pipeline.choice import deployed_flips
-from cowboy_pipeline.runtime import LOG, load_checked, load_split, start_job
+from cowboy_pipeline.runtime import LOG, finish_job, load_checked, load_split, start_job
 
 device = start_job(snakemake)
 params = snakemake.params
@@ -29,3 +29,4 @@ for row in table.itertuples():
     LOG.info("%s, %s images: %d flips in %d", row.comparison, row.kind, row.flips, row.images)
 table = table.assign(dataset=snakemake.wildcards.dataset, pixels_max_change_alone=max_change)
 write_dataframe(table, snakemake.output[0])
+finish_job()

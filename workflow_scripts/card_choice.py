@@ -4,7 +4,7 @@ with its constraint values, its feasibility and the choice."""
 
 from cowboy_core.io import write_dataframe
 from cowboy_pipeline.choice import FLIP_COLUMNS, choose, grid_table
-from cowboy_pipeline.runtime import LOG, read_tables, start_job
+from cowboy_pipeline.runtime import LOG, finish_job, read_tables, start_job
 
 start_job(snakemake)
 card = snakemake.params.card
@@ -25,3 +25,4 @@ for row in grid.itertuples():
         " (chosen)" if row.chosen else "",
     )
 write_dataframe(grid, snakemake.output[0])
+finish_job()

@@ -6,7 +6,7 @@ import pandas as pd
 from cowboy_core import Cowboy, Execution
 from cowboy_core.diagnostics import chaos_report
 from cowboy_core.io import write_dataframe
-from cowboy_pipeline.runtime import load_checked, load_split, start_job
+from cowboy_pipeline.runtime import finish_job, load_checked, load_split, start_job
 
 device = start_job(snakemake)
 wc, params = snakemake.wildcards, snakemake.params
@@ -23,3 +23,4 @@ settings = {
 }
 row = {"dataset": wc.dataset, "method": wc.method, "settings": wc.settings, **settings, **report}
 write_dataframe(pd.DataFrame([row]), snakemake.output[0])
+finish_job()

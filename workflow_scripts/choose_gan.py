@@ -5,7 +5,7 @@ import shutil
 
 from cowboy_core.io import atomic_path, write_dataframe
 from cowboy_pipeline.gan_choice import choose_gan, chosen_step, outcomes
-from cowboy_pipeline.runtime import LOG, read_tables, start_job
+from cowboy_pipeline.runtime import LOG, finish_job, read_tables, start_job
 
 start_job(snakemake)
 params = snakemake.params.choice
@@ -22,3 +22,4 @@ source = snakemake.input.candidates[params["candidates"].index(step)]
 with atomic_path(snakemake.output.weights) as tmp:
     shutil.copyfile(source, tmp)  # the same bytes: its metadata still says which step it is
 write_dataframe(table, snakemake.output.choice)
+finish_job()

@@ -5,7 +5,15 @@ from cowboy_core import Cowboy, Execution
 from cowboy_core.io import save_tensors, write_dataframe
 from cowboy_core.settings import Settings
 from cowboy_pipeline.cleaning_rows import clean_attack
-from cowboy_pipeline.runtime import LOG, gan_step, load_checked, load_split, stable_offset, start_job
+from cowboy_pipeline.runtime import (
+    LOG,
+    finish_job,
+    gan_step,
+    load_checked,
+    load_split,
+    stable_offset,
+    start_job,
+)
 
 wc, params = snakemake.wildcards, snakemake.params
 device = start_job(snakemake, seed_offset=stable_offset(wc.dataset, wc.split, wc.attack))
@@ -37,3 +45,4 @@ n = params.grid_images
 grid = {"original": images[:n], "adversarial": adversarial[:n], "cleaned": result.images[:n]}
 save_tensors(snakemake.output.grid, grid, {"dataset": wc.dataset, "attack": wc.attack, "method": wc.method})
 write_dataframe(rows, snakemake.output.table)
+finish_job()

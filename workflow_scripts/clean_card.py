@@ -7,7 +7,7 @@ import pandas as pd
 from cowboy_core import Cowboy, Execution
 from cowboy_core.io import write_dataframe
 from cowboy_pipeline.cleaning_rows import clean_attack
-from cowboy_pipeline.runtime import LOG, gan_step, load_checked, load_split, start_job
+from cowboy_pipeline.runtime import LOG, finish_job, gan_step, load_checked, load_split, start_job
 
 wc, params = snakemake.wildcards, snakemake.params
 device = start_job(snakemake)
@@ -35,3 +35,4 @@ for attack, attack_file in zip(params.attacks, snakemake.input.adversarial, stri
     )
     frames.append(rows)
 write_dataframe(pd.concat(frames, ignore_index=True), snakemake.output[0])
+finish_job()

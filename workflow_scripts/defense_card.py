@@ -4,7 +4,7 @@ validation chooser picked (results/defense/{dataset}.choice.csv), with where eac
 from cowboy_core import Cowboy, Execution
 from cowboy_core.settings import Settings
 from cowboy_pipeline.cards import calibrate, gan_and_choice, save_chosen_card
-from cowboy_pipeline.runtime import start_job
+from cowboy_pipeline.runtime import finish_job, start_job
 
 device = start_job(snakemake)
 generator, discriminator, chosen = gan_and_choice(snakemake.input, device)
@@ -25,3 +25,4 @@ save_chosen_card(
     },
     detection=snakemake.params.detection,
 )
+finish_job()

@@ -16,7 +16,7 @@ from cowboy_core.defended import mixed_stream, stream_attacked
 from cowboy_core.io import load_tensors, write_dataframe
 from cowboy_core.training import predict
 from cowboy_pipeline.robustness import operating_curve
-from cowboy_pipeline.runtime import LOG, load_checked, load_split, start_job
+from cowboy_pipeline.runtime import LOG, finish_job, load_checked, load_split, start_job
 from cowboy_pipeline.statistics import stream_metrics
 
 CHECKED_ROWS = 48  # rows of each stream defended again from scratch, under every policy
@@ -90,3 +90,4 @@ for path in snakemake.input.attacks:
             )
 write_dataframe(pd.DataFrame(rows), snakemake.output.table)
 write_dataframe(pd.concat(curves, ignore_index=True), snakemake.output.curve)
+finish_job()

@@ -9,7 +9,7 @@ from cowboy_core import Cowboy, Execution
 from cowboy_core.io import load_tensors, write_dataframe
 from cowboy_core.settings import Settings
 from cowboy_pipeline.discriminator_study import cleaning_curve
-from cowboy_pipeline.runtime import LOG, load_checked, load_split, start_job
+from cowboy_pipeline.runtime import LOG, finish_job, load_checked, load_split, start_job
 
 device = start_job(snakemake)
 wc, params = snakemake.wildcards, snakemake.params
@@ -51,3 +51,4 @@ rows = rows.assign(
 )
 rows["index"] = index.numpy()[rows["image"].to_numpy()]
 write_dataframe(rows, snakemake.output[0])
+finish_job()

@@ -10,7 +10,7 @@ import pandas as pd
 from cowboy_core.io import write_dataframe
 from cowboy_pipeline.discriminator_study import attach_flip_rates, choose_setting, paired_table
 from cowboy_pipeline.plots import discriminator_study_figure, save_figure
-from cowboy_pipeline.runtime import read_tables, start_job
+from cowboy_pipeline.runtime import finish_job, read_tables, start_job
 
 start_job(snakemake)
 inp, margin = snakemake.input, snakemake.params.margin
@@ -53,3 +53,4 @@ table["defense_gan_setting"] = [
 ]
 write_dataframe(table, snakemake.output.table)
 save_figure(discriminator_study_figure(validation), snakemake.output.figure)
+finish_job()

@@ -6,7 +6,7 @@ from cowboy_core.attacks import AttackSpec, run_attack
 from cowboy_core.choices import AttackName
 from cowboy_core.io import write_dataframe
 from cowboy_core.training import predict
-from cowboy_pipeline.runtime import load_checked, load_split, start_job
+from cowboy_pipeline.runtime import finish_job, load_checked, load_split, start_job
 from cowboy_pipeline.statistics import wilson_interval
 
 device = start_job(snakemake)
@@ -40,3 +40,4 @@ for name, spec in params.attacks.items():  # unlabelled attacks only: a label is
             }
         )
 write_dataframe(pd.DataFrame(rows), snakemake.output[0])
+finish_job()

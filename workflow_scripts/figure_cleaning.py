@@ -5,7 +5,7 @@ from pathlib import Path
 
 from cowboy_core.io import load_tensors
 from cowboy_pipeline.plots import cleaning_grid, figure5_pages, save_figure
-from cowboy_pipeline.runtime import start_job
+from cowboy_pipeline.runtime import finish_job, start_job
 
 start_job(snakemake)
 pages = figure5_pages([load_tensors(path)[::-1] for path in snakemake.input.grids])
@@ -15,3 +15,4 @@ for output in snakemake.output:
     budget = f"'-{label}' budgets" if label else "matched budgets"
     title = f"Figure 5: original, adversarial and cleaned images ({budget})"
     save_figure(cleaning_grid(rows, columns, title), output)
+finish_job()

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from cowboy_pipeline.plots import gan_quality_cleaning, gan_quality_detection, save_figure
-from cowboy_pipeline.runtime import start_job
+from cowboy_pipeline.runtime import finish_job, start_job
 from cowboy_pipeline.statistics import wilson_interval
 
 start_job(snakemake)
@@ -28,3 +28,4 @@ scores = pd.concat([pd.read_parquet(p) for p in snakemake.input.scores], ignore_
 scores = scores[scores["source"].isin(["real", snakemake.params.attack])]
 means = scores.groupby(["dataset", "source", "ckpt"], as_index=False)["d_score"].mean()
 save_figure(gan_quality_detection(means), snakemake.output.detection)
+finish_job()

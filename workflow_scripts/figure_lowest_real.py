@@ -4,7 +4,7 @@ import pandas as pd
 import torch
 
 from cowboy_pipeline.plots import grids_figure, save_figure
-from cowboy_pipeline.runtime import load_split, start_job
+from cowboy_pipeline.runtime import finish_job, load_split, start_job
 
 start_job(snakemake)
 n = snakemake.params.images
@@ -20,3 +20,4 @@ for data_path, score_path in zip(snakemake.input.data, snakemake.input.test_scor
         (f"{meta['dataset']}: lowest D among real test images (D in [{low:.3f}, {high:.3f}])", picked)
     )
 save_figure(grids_figure(panels, "Figure 4: real images that D scores lowest"), snakemake.output[0])
+finish_job()

@@ -7,7 +7,7 @@ from cowboy_core import Cowboy, Execution
 from cowboy_core.io import load_models, load_tensors, write_dataframe
 from cowboy_core.settings import Settings
 from cowboy_pipeline.choice import measure_setting
-from cowboy_pipeline.runtime import LOG, load_checked, load_split, start_job
+from cowboy_pipeline.runtime import LOG, finish_job, load_checked, load_split, start_job
 
 device = start_job(snakemake)
 wc, params = snakemake.wildcards, snakemake.params
@@ -41,3 +41,4 @@ rows = measure_setting(
 rows = rows.assign(dataset=wc.dataset, setting=wc.setting, **params.setting)
 rows = rows.assign(variant=variant) if variant else rows
 write_dataframe(rows, snakemake.output[0])
+finish_job()

@@ -2,7 +2,7 @@
 
 from cowboy_core.data import IMAGE_SHAPES, DatasetName, load_images, split_indices
 from cowboy_core.io import save_tensors
-from cowboy_pipeline.runtime import start_job
+from cowboy_pipeline.runtime import finish_job, start_job
 
 start_job(snakemake)
 params = snakemake.params
@@ -22,3 +22,4 @@ save_tensors(
     },
     {"dataset": name.value, "channels": shape.channels, "image_size": shape.size},
 )
+finish_job()

@@ -8,7 +8,7 @@ from cowboy_core import Cowboy, Execution
 from cowboy_core.data import subset_indices
 from cowboy_core.io import load_models, save_models
 from cowboy_core.training import predict, train_classifier
-from cowboy_pipeline.runtime import LOG, load_split, start_job
+from cowboy_pipeline.runtime import LOG, finish_job, load_split, start_job
 
 device = start_job(snakemake)
 params, architecture = snakemake.params.rec, snakemake.params.classifier
@@ -40,3 +40,4 @@ save_models(
     {"classifier": classifier},
     {**saved, "rec": {**params, "card": snakemake.input.card}, "val_accuracy_cleaned": accuracy},
 )
+finish_job()

@@ -8,7 +8,7 @@ import pandas as pd
 
 from cowboy_core.io import write_dataframe, write_text
 from cowboy_pipeline.report import comparison_table, markdown_report
-from cowboy_pipeline.runtime import start_job
+from cowboy_pipeline.runtime import finish_job, start_job
 
 start_job(snakemake)
 inp, params = snakemake.input, snakemake.params
@@ -36,3 +36,4 @@ figures = Path(snakemake.output.figures)
 figures.mkdir(parents=True, exist_ok=True)
 for png in snakemake.input.figures:
     shutil.copyfile(png, figures / Path(png).name)
+finish_job()

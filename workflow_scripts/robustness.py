@@ -9,7 +9,7 @@ from cowboy_core import Cowboy, Execution
 from cowboy_core.io import write_dataframe
 from cowboy_core.suite import run_suite
 from cowboy_pipeline.robustness import cleaning_method, earlier_broken, suite_at
-from cowboy_pipeline.runtime import LOG, load_checked, load_split, start_job
+from cowboy_pipeline.runtime import LOG, finish_job, load_checked, load_split, start_job
 
 device = start_job(snakemake)
 wc, params = snakemake.wildcards, snakemake.params
@@ -57,3 +57,4 @@ def attack() -> pd.DataFrame:
 shards = list(getattr(snakemake.input, "shards", []))
 gathered = [pd.read_parquet(path) for path in shards]
 write_dataframe(pd.concat(gathered, ignore_index=True) if shards else attack(), snakemake.output[0])
+finish_job()

@@ -7,7 +7,7 @@ import pandas as pd
 from cowboy_core.io import write_dataframe
 from cowboy_pipeline.plots import robustness_curves, save_figure, which_defence_figure
 from cowboy_pipeline.robustness import carlini_checks, convergence_table, robustness_table
-from cowboy_pipeline.runtime import start_job
+from cowboy_pipeline.runtime import finish_job, start_job
 from cowboy_pipeline.which import THIS_RUN, defence_points, earlier_points
 
 start_job(snakemake)
@@ -53,3 +53,4 @@ chaos = (
 )
 write_dataframe(chaos, snakemake.output.chaos)
 save_figure(robustness_curves(table), snakemake.output.figure)
+finish_job()

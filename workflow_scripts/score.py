@@ -5,7 +5,7 @@ import pandas as pd
 from cowboy_core.detection import discriminator_logits, scores_from_logits
 from cowboy_core.io import load_tensors, write_dataframe
 from cowboy_core.training import predict
-from cowboy_pipeline.runtime import gan_step, load_checked, load_split, start_job
+from cowboy_pipeline.runtime import finish_job, gan_step, load_checked, load_split, start_job
 
 device = start_job(snakemake)
 wc = snakemake.wildcards
@@ -36,3 +36,4 @@ for source, x in sources:
         )
     )
 write_dataframe(pd.concat(frames, ignore_index=True), snakemake.output[0])
+finish_job()

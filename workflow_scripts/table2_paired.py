@@ -4,7 +4,7 @@ at the paper's settings and at the card's."""
 import pandas as pd
 
 from cowboy_core.io import write_dataframe
-from cowboy_pipeline.runtime import start_job
+from cowboy_pipeline.runtime import finish_job, start_job
 from cowboy_pipeline.tables import paired_methods, table2_rows
 
 start_job(snakemake)
@@ -13,3 +13,4 @@ clean = pd.concat([pd.read_parquet(path) for path in inp.clean], ignore_index=Tr
 card_clean = pd.concat([pd.read_parquet(path) for path in inp.card_clean], ignore_index=True)
 rows = table2_rows(clean, card_clean, params.sigma, params.steps)
 write_dataframe(paired_methods(rows, seed=params.seed), snakemake.output[0])
+finish_job()

@@ -6,7 +6,7 @@ import math
 import pandas as pd
 
 from cowboy_core.io import write_dataframe
-from cowboy_pipeline.runtime import start_job
+from cowboy_pipeline.runtime import finish_job, start_job
 from cowboy_pipeline.tables import accuracy_long, card_accuracy, detection_table, sweep_table, table1, table2
 
 start_job(snakemake)
@@ -36,3 +36,4 @@ sweep = (
     sweep_table(pd.concat(sweep_frames, ignore_index=True)) if sweep_frames else sweep_table(clean.iloc[0:0])
 )
 write_dataframe(sweep, out.sweep)
+finish_job()

@@ -4,7 +4,7 @@ import pandas as pd
 
 from cowboy_core.io import write_dataframe
 from cowboy_pipeline.plots import save_figure, surface
-from cowboy_pipeline.runtime import start_job
+from cowboy_pipeline.runtime import finish_job, start_job
 from cowboy_pipeline.toy import evaluate_on_grid, run_toy
 
 device = start_job(snakemake)
@@ -43,3 +43,4 @@ save_figure(
     snakemake.output.discriminator,
 )
 write_dataframe(pd.DataFrame([result.metrics]), snakemake.output.metrics)
+finish_job()

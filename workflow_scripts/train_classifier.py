@@ -5,7 +5,7 @@ epsilon and steps: the same architecture, steps and optimizer, each minibatch at
 from cowboy_core.io import save_models
 from cowboy_core.models import Classifier
 from cowboy_core.training import pgd_adversary, predict, train_classifier
-from cowboy_pipeline.runtime import LOG, load_split, start_job
+from cowboy_pipeline.runtime import LOG, finish_job, load_split, start_job
 
 device = start_job(snakemake)
 params = snakemake.params.classifier
@@ -33,3 +33,4 @@ save_models(
     {"classifier": model},
     {"dataset": meta["dataset"], "steps": params["steps"], **adversarial, "val_accuracy": accuracy},
 )
+finish_job()

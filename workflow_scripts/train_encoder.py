@@ -6,7 +6,7 @@ import torch
 from cowboy_core.io import save_models
 from cowboy_core.models import DCGANEncoder
 from cowboy_core.training import train_encoder
-from cowboy_pipeline.runtime import LOG, load_checked, load_split, start_job
+from cowboy_pipeline.runtime import LOG, finish_job, load_checked, load_split, start_job
 
 device = start_job(snakemake)
 params = snakemake.params.encoder
@@ -40,3 +40,4 @@ save_models(
     {"encoder": encoder},
     {"dataset": meta["dataset"], "gan": snakemake.input.gan, **params, "heldout_reconstruction_error": error},
 )
+finish_job()

@@ -3,7 +3,7 @@
 from cowboy_core.io import load_state, save_models, save_state
 from cowboy_core.models import DCGANDiscriminator, DCGANGenerator
 from cowboy_core.training import GANTrainer
-from cowboy_pipeline.runtime import load_split, start_job
+from cowboy_pipeline.runtime import finish_job, load_split, start_job
 
 device = start_job(snakemake)
 params, target = snakemake.params.gan, int(snakemake.wildcards.step)
@@ -29,3 +29,4 @@ save_models(
     {"generator": generator, "discriminator": discriminator},
     {"dataset": meta["dataset"], "step": target},
 )
+finish_job()

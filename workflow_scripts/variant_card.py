@@ -5,7 +5,7 @@ from cowboy_core import Cowboy, Execution
 from cowboy_core.io import load_models
 from cowboy_core.settings import Settings
 from cowboy_pipeline.cards import calibrate, gan_and_choice, save_chosen_card
-from cowboy_pipeline.runtime import start_job
+from cowboy_pipeline.runtime import finish_job, start_job
 from cowboy_pipeline.suite_paths import variant_classifier
 
 device = start_job(snakemake)
@@ -29,3 +29,4 @@ save_chosen_card(
     sources=sources | ({"encoder": snakemake.input.encoder[0]} if snakemake.input.encoder else {}),
     detection=snakemake.params.detection,
 )
+finish_job()

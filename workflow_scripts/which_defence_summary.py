@@ -6,7 +6,7 @@ import pandas as pd
 
 from cowboy_core.io import write_dataframe
 from cowboy_pipeline.plots import save_figure, which_defence_figure
-from cowboy_pipeline.runtime import start_job
+from cowboy_pipeline.runtime import finish_job, start_job
 from cowboy_pipeline.which import summary_points
 
 start_job(snakemake)
@@ -15,3 +15,4 @@ runs = [(label, pd.read_csv(path)) for label, path in zip(labels, files, strict=
 points = summary_points(runs)
 write_dataframe(points, snakemake.output.table)
 save_figure(which_defence_figure(points, reference=runs[0][0]), snakemake.output.figure)
+finish_job()

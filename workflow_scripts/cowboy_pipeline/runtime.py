@@ -10,7 +10,7 @@ import logging
 import os
 import random
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -51,6 +51,20 @@ def start_job(snakemake: Any, *, seed_offset: int = 0) -> torch.device:
         seed,
     )
     return device
+
+
+def finish_job() -> NoReturn:
+    """End a job whose outputs are all written, without the interpreter's teardown.
+
+    Tearing torch and its libraries down at exit takes about half a second, a quarter of the
+    smallest job, and the tiny workflows run over a hundred jobs. Every output is already in
+    place (each is written atomically), so the job flushes its log and streams and leaves with
+    status 0. Only a script's last line calls it: an error before it exits with its own code.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def stable_offset(*parts: str) -> int:
