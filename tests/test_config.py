@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cowboy_pipeline.config import ConfigError, load_schema, validate_config
+from cowboy_pipeline.config import ConfigError, validate_config
 
 from .configs import SCHEMA
 from .conftest import REPO, run_snakemake
@@ -73,13 +73,12 @@ def test_schema_lists_the_librarys_values():
     from cowboy_core import AttackName, DatasetName, Method, Optimizer
     from cowboy_core.choices import attack_pattern
 
-    schema = load_schema(REPO / "config" / "schema.yaml")
-    props = schema["properties"]
+    props = SCHEMA["properties"]
     images = {d.value for d in DatasetName} - {DatasetName.GAUSSIANS.value}
     assert set(props["datasets"]["propertyNames"]["enum"]) == images
     assert props["cleaning"]["properties"]["methods"]["items"]["enum"] == list(Method)
     assert props["cleaning"]["properties"]["optimizer"]["enum"] == list(Optimizer)
-    patterns = schema["$defs"]["dataset"]["properties"]["attacks"]["patternProperties"]
+    patterns = SCHEMA["$defs"]["dataset"]["properties"]["attacks"]["patternProperties"]
     names = {n for p in patterns for n in p.strip("^$").split("(-")[0].strip("()").split("|")}
     assert names == set(AttackName)
     assert props["detection"]["properties"]["calibration_attack"]["pattern"] == f"^{attack_pattern()}$"
