@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .defended import DefendedClassifier, DefenseReport, Policy
     from .descent import Objective, descend
     from .execution import Execution
+    from .memory import Job
     from .settings import Method, Settings
 
 # Each public name and the submodule that defines it.
@@ -34,6 +35,7 @@ _HOMES = {
     "DefendedClassifier": "defended",
     "DefenseReport": "defended",
     "Execution": "execution",
+    "Job": "memory",
     "Method": "settings",
     "Objective": "descent",
     "Optimizer": "choices",
@@ -50,6 +52,7 @@ __all__ = [
     "DefendedClassifier",
     "DefenseReport",
     "Execution",
+    "Job",
     "Method",
     "Objective",
     "Optimizer",

@@ -12,7 +12,8 @@ reconstruction term, leaving only -log D. The baseline is therefore an explicit 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from .detection import Calibration, calibrate_threshold, checked_threshold, scor
 from .execution import Execution, pad_rows
 from .inputs import check_inputs, checked_encoder, pair_input_shape
 from .io import PathLike
+from .memory import Job, MemoryPlanError, activations_per_row, out_of_memory_message, row_bytes
 from .restarts import best_rows, check_latents, chunk_slices, expand_rows, initial_latents, most_steps
 from .settings import DEFAULT_SETTINGS, Method, Settings, check_settings
 from .updates import rule_for
@@ -46,7 +48,7 @@ class Cowboy:
     """Detect adversarial inputs with D and clean them with G and D (Algorithm 1).
 
     Cleaning is a function of its input: every forward and backward runs on chunks of exactly
-    ``execution.rows`` rows (the last one padded with fixed filler), and restart k of every
+    :attr:`rows` rows (the last one padded with fixed filler), and restart k of every
     input starts from the same z0 (drawn from ``seed``), so that an input's result is the same
     bits alone, in any batch and in any chunking, on one device.
 
@@ -78,10 +80,6 @@ class Cowboy:
         self.threshold, self.threshold_power = threshold, 1.0
         self.card: dict[str, Any] = {}  # what a loaded defence card says, provenance included
         self.execution = execution or Execution()
-        if self.execution.rows < self.settings.restarts:
-            raise ValueError(
-                f"a chunk of {self.execution.rows} rows cannot hold {self.settings.restarts} restarts"
-            )
         self.device = torch.device(self.execution.device)
         # z0 in G's own dtype: float32 as trained, float64 for a finite-difference check.
         weights = next(iter(generator.parameters()), None)
@@ -98,7 +96,24 @@ class Cowboy:
             self.generator, self.discriminator, self.latent_dim, self.device, self.dtype
         )
         self.objective = objective_for(self.settings, self.generator, self.discriminator)
+        # Compiled code cannot be differentiated twice (aot_autograd refuses double backward),
+        # so every path that keeps a graph through the steps runs self.objective, eager.
         self._run_objective = self.execution.wrap(self.objective)
+        # Rows per chunk, planned before any work (on CUDA from the memory budget): the unrolled
+        # rows keep every step's graph; an attack's Execution plans both for it, so that its
+        # plain and unrolled cleanings run the same chunks and agree to the bit.
+        self.unrolled_rows = self._planned_rows(Job.UNROLLED)
+        self.rows = (
+            self.unrolled_rows if self.execution.job is Job.UNROLLED else self._planned_rows(Job.CLEANING)
+        )
+
+    def _planned_rows(self, job: Job) -> int:
+        def cost() -> int:
+            first = torch.zeros(1, self.latent_dim, device=self.device, dtype=self.dtype)
+            activations = activations_per_row([self.generator, self.discriminator], first)
+            return row_bytes(activations, job, steps=self.settings.steps, element_bytes=first.element_size())
+
+        return self.execution.planned_rows(cost, minimum=self.settings.restarts)
 
     @property
     def settings(self) -> Settings:
@@ -190,7 +205,7 @@ class Cowboy:
         bar = self.execution.progress_bar(x.shape[0], f"clean ({self.method.value})")
         parts = []
         with torch.no_grad():
-            for inputs, rows in chunk_slices(x.shape[0], self.execution.rows, r):
+            for inputs, rows in chunk_slices(x.shape[0], self.rows, r):
                 parts.append(self._best_of_chunk(x[inputs], z0[rows], record))
                 bar.update(inputs.stop - inputs.start)
         bar.close()
@@ -206,7 +221,7 @@ class Cowboy:
             z0 = self.start_latents(x, seed)
         parts = [
             self._best_of_chunk(x[inputs], z0[rows], [steps], graph_from=steps - kept)
-            for inputs, rows in chunk_slices(n, self.execution.rows, self.settings.restarts)
+            for inputs, rows in chunk_slices(n, self.unrolled_rows, self.settings.restarts)
         ]
         return torch.cat([part.best[steps][0] for part in parts])
 
@@ -226,12 +241,14 @@ class Cowboy:
         self, x: torch.Tensor, z0: torch.Tensor, record: Iterable[int], *, graph_from: int | None = None
     ) -> tuple[Descent, torch.Tensor]:
         """Algorithm 1's descent on one chunk (``x``: its inputs, ``z0``: their rows), padded to
-        ``execution.rows`` rows; returns the descent and the padded targets."""
-        rows, s = self.execution.rows, self.settings
+        :attr:`rows` rows (:attr:`unrolled_rows` with a graph); returns the descent and the
+        padded targets."""
+        s, unrolled = self.settings, graph_from is not None
+        rows = self.unrolled_rows if unrolled else self.rows
         x_rows = self.execution.format(pad_rows(expand_rows(x, s.restarts), rows))
-        with self.execution.kernels():
+        with self.execution.kernels(), _reported_out_of_memory(rows, self.execution):
             run = descend(
-                self._run_objective,
+                self.objective if unrolled else self._run_objective,
                 rule_for(s.optimizer, s.lr),
                 pad_rows(z0, rows).to(self.device),
                 x_rows,
@@ -253,8 +270,9 @@ class Cowboy:
         best = {}
         for step in record:
             z = run.snapshots[step]
+            objective = self.objective if z.requires_grad else self._run_objective  # eager: see __init__
             with torch.set_grad_enabled(z.requires_grad), self.execution.kernels():
-                loss, fake = self._run_objective(z, x_rows)
+                loss, fake = objective(z, x_rows)
             pick = best_rows(loss, k, r)
             best[step] = (fake[pick], z[pick], loss[pick])
         return _Chunk(best, most_steps(run.steps_run, k, r))
@@ -297,6 +315,15 @@ class Cowboy:
         if list(defense.input_shape) != list(card["input_shape"]):
             raise CardError(f"{path}: G makes {defense.input_shape}, the card says {card['input_shape']}")
         return defense
+
+
+@contextlib.contextmanager
+def _reported_out_of_memory(rows: int, execution: Execution) -> Iterator[None]:
+    """A CUDA out-of-memory error as one line with the rows, the budget and the setting to lower."""
+    try:
+        yield
+    except torch.OutOfMemoryError as err:
+        raise MemoryPlanError(out_of_memory_message(rows, execution.budget(), err)) from None
 
 
 @dataclass

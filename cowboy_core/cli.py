@@ -19,6 +19,7 @@ from .card import describe, read_card
 from .choices import Optimizer
 from .cleaning import Cowboy
 from .defended import Policy, apply_policy
+from .devices import DeviceError, pick_device
 from .execution import Execution
 from .io import CheckpointError, atomic_path, load_models
 from .settings import DEFAULT_SETTINGS, Method, Settings
@@ -131,12 +132,13 @@ def build_defense(args: argparse.Namespace) -> Cowboy:
         raise InputError("pass either --defense CARD (results/defense/*.safetensors) or --gan CHECKPOINT")
     chosen = {key: getattr(args, key, None) for key in asdict(DEFAULT_SETTINGS)}
     overrides = {key: value for key, value in chosen.items() if value is not None}
-    execution = Execution(device=args.device, batch_size=args.batch_size, progress=not args.quiet)
+    device = pick_device(args.device)  # a CUDA that cannot run here fails now, in one line
+    execution = Execution(device=device, batch_size=args.batch_size, progress=not args.quiet)
     try:
         if args.defense is not None:
             defense = Cowboy.load(args.defense, execution=execution, **overrides)
         else:
-            gan, _ = load_models(args.gan, device=args.device)
+            gan, _ = load_models(args.gan, device=device)
             if not {"generator", "discriminator"} <= set(gan):
                 raise InputError(f"{args.gan}: not a GAN checkpoint (holds {sorted(gan)})")
             defense = Cowboy(
@@ -178,7 +180,9 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--gan", type=Path, help="a bare GAN checkpoint instead of a card")
     common.add_argument("--images", required=True, type=Path, help=".npy, .pt or folder of PNGs")
     common.add_argument("--out", required=True, type=Path, help="output file or folder")
-    common.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    common.add_argument(
+        "--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu; auto: CUDA where it runs)"
+    )
     common.add_argument(
         "--batch-size", type=int, help="rows per forward pass (default: the fastest for the device)"
     )
@@ -245,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.threshold, args.detection_csv = None, None
     try:
         run(args)
-    except (InputError, ValueError, CheckpointError, OSError) as err:
+    except (InputError, ValueError, CheckpointError, OSError, DeviceError) as err:
         message = " ".join(str(err).split())
         print(f"cowboy {args.command}: error: {message}", file=sys.stderr)
         return 2

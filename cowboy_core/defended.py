@@ -14,6 +14,7 @@ from .card import classifier_fingerprint
 from .choices import Choice
 from .cleaning import Cowboy
 from .detection import checked_threshold
+from .devices import check_same_device
 from .execution import Execution
 from .io import PathLike
 
@@ -99,6 +100,7 @@ class DefendedClassifier(nn.Module):
         self.defense = defense
         self.policy = Policy.parse(policy)
         self.seed = seed
+        check_same_device(classifier, defense.device, what="the classifier")
         if self.policy is not Policy.CLEAN_ALL and defense.threshold is None:
             raise ValueError(f"policy {self.policy.value!r} needs a defense with a threshold")
         self.last_report: DefenseReport | None = None
@@ -116,6 +118,7 @@ class DefendedClassifier(nn.Module):
     ) -> DefendedClassifier:
         """``classifier`` behind the defence a card describes (``results/defense/*.safetensors``)."""
         defense = Cowboy.load(path, execution=execution, **overrides)
+        check_same_device(classifier, defense.device, what="the classifier")  # before the probe runs it
         probe = torch.zeros(2, *defense.input_shape, device=defense.device)
         try:
             with torch.no_grad():

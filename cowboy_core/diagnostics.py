@@ -32,14 +32,15 @@ def largest_curvature(
     Hessian-vector products (double backward). GD on z is stable only where lr times it is
     below 2."""
     z = z.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(defense.objective(z, x)[0].sum(), z, create_graph=True)
-    v = torch.randn(z.shape, generator=torch.Generator().manual_seed(0)).to(z.device)
-    v = v / v.norm(dim=1, keepdim=True)
-    value = torch.zeros(z.shape[0], device=z.device)
-    for _ in range(iterations):
-        (hv,) = torch.autograd.grad(grad, z, grad_outputs=v, retain_graph=True)
-        value = (hv * v).sum(dim=1)
-        v = hv / hv.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    with defense.execution.kernels():  # eager (double backward) and deterministic, as the cleaning
+        (grad,) = torch.autograd.grad(defense.objective(z, x)[0].sum(), z, create_graph=True)
+        v = torch.randn(z.shape, generator=torch.Generator().manual_seed(0)).to(z.device)
+        v = v / v.norm(dim=1, keepdim=True)
+        value = torch.zeros(z.shape[0], device=z.device)
+        for _ in range(iterations):
+            (hv,) = torch.autograd.grad(grad, z, grad_outputs=v, retain_graph=True)
+            value = (hv * v).sum(dim=1)
+            v = hv / hv.norm(dim=1, keepdim=True).clamp_min(1e-12)
     return value.detach()
 
 
@@ -52,7 +53,7 @@ def step_sharpness(defense: Cowboy, x: torch.Tensor, *, seed: int = 0) -> torch.
     at = sorted({0, m // 4, m // 2, 3 * m // 4, m - 1})
     z0 = defense.start_latents(x, seed)  # the deployed start: E(x) for an encoder start
     out = []
-    for inputs, rows in chunk_slices(x.shape[0], defense.execution.rows, r):
+    for inputs, rows in chunk_slices(x.shape[0], defense.rows, r):
         run, x_rows = defense.descend_chunk(x[inputs], z0[rows], at)
         k = rows.stop - rows.start
         sharp = [(run.step_sizes[s] * largest_curvature(defense, run.snapshots[s], x_rows))[:k] for s in at]
@@ -159,9 +160,10 @@ def gradient_report(
     surrogate = surrogate_of(defense, lr_scale)
     for gradient in (Gradient.BPDA, Gradient.UNROLLED, Gradient.SURROGATE):
         point = x.clone().requires_grad_(True)
-        cleaned = differentiable_clean(defense, point, seed=seed, gradient=gradient, surrogate=surrogate)
-        value = F.cross_entropy(classifier(cleaned), y, reduction="sum")
-        (grad,) = torch.autograd.grad(value, point)
+        with defense.execution.kernels():
+            cleaned = differentiable_clean(defense, point, seed=seed, gradient=gradient, surrogate=surrogate)
+            value = F.cross_entropy(classifier(cleaned), y, reduction="sum")
+            (grad,) = torch.autograd.grad(value, point)
         norms = grad.flatten(1).norm(dim=1)
         out[f"{gradient.value}_grad_norm_median"] = float(norms.median())
         out[f"{gradient.value}_grad_norm_max"] = float(norms.max())
@@ -206,8 +208,9 @@ def exact_gradient_check(
             return F.cross_entropy(model(double.clean(inputs, seed=seed)), y, reduction="none")
 
     point = x.clone().requires_grad_(True)
-    value = F.cross_entropy(model(double.clean_unrolled(point, seed=seed)), y, reduction="sum")
-    (grad,) = torch.autograd.grad(value, point)
+    with double.execution.kernels():
+        value = F.cross_entropy(model(double.clean_unrolled(point, seed=seed)), y, reduction="sum")
+        (grad,) = torch.autograd.grad(value, point)
     out: dict[str, float] = {}
     for h in steps:
         direction = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed), dtype=x.dtype)

@@ -33,6 +33,11 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 from tqdm import tqdm
 
+from .devices import pick_device
+from .memory import Job, memory_budget, plan_rows
+
+__all__ = ["DEFAULT_BATCH", "Execution", "Job", "pad_rows", "pick_device"]
+
 # Layers whose thin side has at most this many channels are rewritten. Measured on CPU: a
 # whole 28x28x1 step gains 29%; 3x32x32 steps are within noise (-6% to +3%); rewriting the
 # 32-64 channel layers made them 2-3x slower, so those are kept.
@@ -165,17 +170,6 @@ def pad_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
     return torch.cat([x, x.new_zeros((missing, *x.shape[1:]))])
 
 
-def pick_device(name: str | None = None) -> torch.device:
-    """``name`` or ``COWBOY_DEVICE``: 'cpu', 'cuda', 'cuda:1', or 'auto' (CUDA when present)."""
-    choice = name or os.environ.get("COWBOY_DEVICE", "auto")
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(choice)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"COWBOY_DEVICE={choice} but CUDA is not available; use cpu or auto")
-    return device
-
-
 @dataclass(frozen=True, kw_only=True)
 class Execution:
     """How G and D run during cleaning; none of it changes the algorithm's result.
@@ -190,6 +184,10 @@ class Execution:
         compile: run the objective through ``torch.compile`` (CUDA graphs on a GPU). Off
             until a GPU benchmark shows it pays: on CPU it was slower.
         progress: show a progress bar (stderr) over the rows being cleaned.
+        job: what the cleaning's chunks are for, which sets what a row costs when CUDA rows
+            are planned from the memory budget (:mod:`cowboy_core.memory`): ``Job.UNROLLED``
+            plans every descent for the attack's kept graphs, so that a plain cleaning and an
+            unrolled one run the same chunks and agree to the bit.
     """
 
     device: torch.device | str = "cpu"
@@ -199,6 +197,7 @@ class Execution:
     subpixel: bool = True
     compile: bool = False
     progress: bool = False
+    job: Job = Job.CLEANING
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "device", torch.device(self.device))
@@ -211,10 +210,11 @@ class Execution:
         ``COWBOY_BATCH_SIZE`` and ``COWBOY_COMPILE=1``, as a profile or job script sets them."""
         batch = os.environ.get("COWBOY_BATCH_SIZE")
         settings: dict[str, Any] = {
-            "device": pick_device(),
             "batch_size": int(batch) if batch else None,
             "compile": os.environ.get("COWBOY_COMPILE") == "1",
         }
+        if "device" not in overrides:  # a job's own device wins; COWBOY_DEVICE is not even read
+            settings["device"] = pick_device()
         return cls(**(settings | overrides))
 
     @property
@@ -222,6 +222,23 @@ class Execution:
         """Rows per chunk: every forward and backward runs at exactly this many rows."""
         device = torch.device(self.device)
         return self.batch_size or DEFAULT_BATCH.get(device.type, DEFAULT_BATCH["cpu"])
+
+    def planned_rows(self, row_cost: Callable[[], int], *, minimum: int = 1) -> int:
+        """Rows per chunk of a descent: ``batch_size`` when set, the CPU's default, or on CUDA as
+        many as the memory budget holds at ``row_cost()`` bytes a row (:func:`plan_rows`)."""
+        device = torch.device(self.device)
+        if self.batch_size is not None or device.type != "cuda":
+            rows = self.rows
+        else:
+            rows = plan_rows(memory_budget(device), row_cost(), minimum=minimum)
+        if rows < minimum:
+            raise ValueError(f"a chunk of {rows} rows cannot hold {minimum} restarts")
+        return rows
+
+    def budget(self) -> int | None:
+        """The memory budget rows are planned with (None where nothing is planned)."""
+        device = torch.device(self.device)
+        return memory_budget(device) if device.type == "cuda" and self.batch_size is None else None
 
     def map_rows(self, model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """``model`` on ``x`` in padded chunks of :attr:`rows`: a row's output is the same bits

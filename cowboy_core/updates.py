@@ -120,8 +120,11 @@ class Backtracking(UpdateRule):
         self.t = torch.full((z.shape[0],), self.lr, dtype=z.dtype, device=z.device)
 
     def step(self, z: torch.Tensor, grad: torch.Tensor, loss: torch.Tensor, step: int) -> torch.Tensor:
+        # Copies, not views: under compile on CUDA, the trial calls below replay a CUDA graph
+        # that reuses the buffers the last call's loss and gradient were read from.
+        grad = grad.clone()
         with torch.no_grad():
-            z0, g, l0 = z.detach(), grad.detach(), loss.detach()
+            z0, g, l0 = z.detach().clone(), grad.detach(), loss.detach().clone()
             g2 = g.square().sum(dim=1)
             # A row that stayed put last time starts again from lr.
             t = torch.where(self.t > 0, (self.t * self.growth).clamp(max=self.lr), self.lr)

@@ -10,7 +10,7 @@ import torch
 import tqdm.std
 from torch import nn
 
-from cowboy_core import Execution
+from cowboy_core import Execution, devices
 from cowboy_core.execution import (
     _is_dcgan_stride2,
     fold_batchnorm,
@@ -132,13 +132,17 @@ def test_execution_settings_and_their_refusals():
 
 def test_the_device_comes_from_the_argument_then_cowboy_device_then_auto(monkeypatch):
     monkeypatch.delenv("COWBOY_DEVICE", raising=False)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(devices, "cuda_problem", lambda: "no CUDA device is visible")
     assert pick_device() == torch.device("cpu") and pick_device("auto") == torch.device("cpu")
-    assert refusal(RuntimeError, pick_device, "cuda:1") == (
-        "COWBOY_DEVICE=cuda:1 but CUDA is not available; use cpu or auto"
+    assert refusal(devices.DeviceError, pick_device, "cuda:1") == (
+        "device 'cuda:1' was asked for, but no CUDA device is visible"
     )
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(devices, "cuda_problem", lambda: None)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert pick_device() == torch.device("cuda") and pick_device("cuda:1") == torch.device("cuda:1")
+    assert refusal(devices.DeviceError, pick_device, "cuda:2") == (
+        "device 'cuda:2' was asked for, but only 2 CUDA device(s) are visible"
+    )
     monkeypatch.setenv("COWBOY_DEVICE", "cpu")
     assert pick_device() == torch.device("cpu") and pick_device("cuda") == torch.device("cuda")
 

@@ -1,14 +1,14 @@
 """The evaluated images: a validation subset (held out of training) and the test subset."""
 
-from cowboy_core.data import IMAGE_SHAPES, DatasetName, load_images, heldout_split, subset_indices
+from cowboy_core.data import IMAGE_SHAPES, DatasetName, heldout_split, load_images, subset_indices
 from cowboy_core.io import save_tensors
 from cowboy_pipeline.runtime import finish_job, start_job
 
 start_job(snakemake)
 params, split = snakemake.params, snakemake.params.split
 name = DatasetName.parse(snakemake.wildcards.dataset)
-train_x, train_y = load_images(name, train=True, root=params.data_root, download=params.download)
-test_x, test_y = load_images(name, train=False, root=params.data_root, download=params.download)
+train_x, train_y = load_images(name, train=True, root=params.data_root)
+test_x, test_y = load_images(name, train=False, root=params.data_root)
 _, heldout_idx = heldout_split(name, train_x.shape[0], split["validation_size"], params.seed)
 val_idx = heldout_idx[: split["validation_attack_size"]]
 if split["test_size"] is not None and split["test_size"] > test_x.shape[0]:

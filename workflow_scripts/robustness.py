@@ -5,7 +5,7 @@ sharded run, gathers its shards' rows (input.shards)."""
 
 import pandas as pd
 
-from cowboy_core import Cowboy, Execution
+from cowboy_core import Cowboy, Execution, Job
 from cowboy_core.io import write_dataframe
 from cowboy_core.suite import run_suite
 from cowboy_pipeline.robustness import cleaning_method, earlier_broken, suite_at
@@ -24,11 +24,11 @@ def attack() -> pd.DataFrame:
     start, stop = getattr(params, "images", (0, size))
     images, labels, index, meta = load_split(snakemake.input.data, "test")
     images, labels, index = images[start:stop].to(device), labels[start:stop].to(device), index[start:stop]
-    (classifier,) = load_checked(snakemake.input.classifier, meta, device, "classifier")
-    classifier.eval()
+    classifier = load_checked(snakemake.input.classifier, meta, device, "classifier")[0].eval()
     defense, method = None, cleaning_method(wc.defense)
     if method is not None:  # the deployed card, with or without the D term
-        execution = Execution.from_env(device=device)
+        # Planned for the unrolled attack: its plain and unrolled cleanings share their chunks.
+        execution = Execution.from_env(device=device, job=Job.UNROLLED)
         defense = Cowboy.load(snakemake.input.card, execution=execution, method=method)
     # A run above scale 1 starts where the run below it left these images (broken stays broken).
     earlier_run = getattr(snakemake.input, "main", None)

@@ -84,6 +84,7 @@ def save_chosen_card(
         **{name: source for name, source in sources.items() if name not in named},
         "classifier": classifier_record(sources["classifier"]),
         "gan_steps": gan_step(sources["gan"]),
+        "device": str(defense.device),  # where the card was written (its choice: choice.csv's rows)
         "threshold": {
             "source": sources["val_scores"],
             "split": "val",

@@ -57,6 +57,7 @@ def per_sample_rows(
     device = defense.device
     base = {
         **keys,
+        "device": str(device),  # where the row was made: CPU and GPU round differently
         "label": labels.numpy(),
         "pred_original": predict(classifier, images, device=device).cpu().numpy(),
         "pred_adversarial": predict(classifier, adversarial, device=device).cpu().numpy(),

@@ -1,7 +1,10 @@
 """Entry-point plumbing for the workflow scripts: logs, seeds, threads and the device.
 
 Seeds are set here and only here, at the entry point; library functions take explicit
-seeds or generators.
+seeds or generators. A job's device comes from what its rule asked the profile for
+(:func:`cowboy_pipeline.resources.job_device`), never from COWBOY_DEVICE, and the errors a
+user can fix (no usable CUDA, missing or corrupt data, a checkpoint refused, memory that
+cannot fit) end the job with one line and exit code 2, in its log and on stderr.
 """
 
 from __future__ import annotations
@@ -16,8 +19,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from cowboy_core.execution import pick_device
-from cowboy_core.io import load_models, load_tensors, read_metadata
+from cowboy_core.data import DataNotFoundError
+from cowboy_core.devices import DeviceError
+from cowboy_core.io import CheckpointError, load_models, load_tensors, read_metadata
+from cowboy_core.memory import MemoryPlanError
+from cowboy_pipeline.resources import job_device
+
+# Errors whose message names the problem and the fix: one line, exit 2, no traceback.
+ONE_LINE_ERRORS = (DeviceError, DataNotFoundError, MemoryPlanError, CheckpointError)
 
 LOG = logging.getLogger("cowboy")
 
@@ -41,7 +50,8 @@ def start_job(snakemake: Any, *, seed_offset: int = 0) -> torch.device:
     seed = int(getattr(snakemake.params, "seed", 0)) + seed_offset
     seed_everything(seed)
     torch.set_num_threads(max(1, int(snakemake.threads)))
-    device = pick_device()
+    _errors_in_one_line(str(snakemake.rule))
+    device = job_device(snakemake.resources)
     LOG.info(
         "rule %s wildcards=%s device=%s threads=%s seed=%s",
         snakemake.rule,
@@ -50,7 +60,31 @@ def start_job(snakemake: Any, *, seed_offset: int = 0) -> torch.device:
         snakemake.threads,
         seed,
     )
+    if os.environ.get("COWBOY_DEVICE", "auto") not in ("auto", device.type):
+        LOG.info(
+            "COWBOY_DEVICE=%s is ignored: a pipeline job runs where its rule asked",
+            os.environ["COWBOY_DEVICE"],
+        )
     return device
+
+
+def _errors_in_one_line(rule: str) -> None:
+    """From here on, an uncaught :data:`ONE_LINE_ERRORS` ends the job with one line naming the
+    rule, in its log and on the job's own stderr, and exit code 2."""
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], error: BaseException, trace: Any) -> None:
+        if not isinstance(error, ONE_LINE_ERRORS):
+            previous(kind, error, trace)
+            return
+        line = f"cowboy: rule {rule}: " + " ".join(str(error).split())
+        for stream in dict.fromkeys([sys.stderr, sys.__stderr__]):
+            if stream is not None:
+                print(line, file=stream, flush=True)
+        logging.shutdown()
+        os._exit(2)
+
+    sys.excepthook = hook
 
 
 def finish_job() -> NoReturn:
