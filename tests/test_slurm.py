@@ -1,4 +1,10 @@
-"""The workflow through a real single-node SLURM (slurmctld + slurmd + munge on localhost).
+"""The workflow through a real single-node SLURM (slurmctld + slurmd + munge on localhost),
+submitted with the project's own profiles/slurm (its partitions and sizes fitted to this node).
+
+The node has a CPU partition and a GPU partition whose one GPU is a generic resource backed by
+no GPU (/dev/null): SLURM schedules a GPU job onto it, and the job then finds no CUDA. A GPU-marked
+job must fail loudly there (one line, exit 2), never run on the CPU; a CPU-marked job must run
+on the CPU although the submitting shell says COWBOY_DEVICE=cuda.
 
 CI installs Debian's slurmctld, slurmd, slurm-client and munge (see .ci/run); the daemons
 are started here as root and stopped by PID at the end, even on failure.
@@ -8,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import signal
 import socket
@@ -58,9 +63,15 @@ AccountingStorageType=accounting_storage/none
 MpiDefault=none
 SlurmctldTimeout=30
 SlurmdTimeout=30
-NodeName=localhost CPUs={cpus} RealMemory={memory} State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+GresTypes=gpu
+NodeName=localhost CPUs={cpus} RealMemory={memory} Gres=gpu:1 State=UNKNOWN
+PartitionName=cpu Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+PartitionName=gpu Nodes=localhost MaxTime=INFINITE State=UP
 """
+# A GPU that SLURM counts and schedules but that is no GPU: Debian's SLURM (22.05) drops a GPU
+# declared without a device file from the node ("Removing file-less GPU"), so /dev/null backs
+# it. SLURM sets the job's CUDA_VISIBLE_DEVICES for it; CUDA then finds no driver.
+GRES_CONF = "NodeName=localhost Name=gpu Count=1 File=/dev/null\n"
 
 
 def _free_port() -> int:
@@ -93,6 +104,7 @@ def _write_conf(root: Path) -> Path:
             memory=8000,
         )
     )
+    (root / "gres.conf").write_text(GRES_CONF)
     return conf
 
 
@@ -130,71 +142,60 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     conf = _write_conf(root)
     # The plugin's job step drops SLURM_CONF before its inner srun, so the config must sit
     # where SLURM looks by default.
-    etc = Path("/etc/slurm/slurm.conf")
-    etc.parent.mkdir(parents=True, exist_ok=True)
-    backup = None
-    if etc.exists() or etc.is_symlink():
-        backup = etc.with_suffix(".conf.cowboy-backup")
-        etc.rename(backup)
-    etc.symlink_to(conf)
+    links = {Path("/etc/slurm/slurm.conf"): conf, Path("/etc/slurm/gres.conf"): root / "gres.conf"}
+    backups: dict[Path, Path] = {}
+    for etc, target in links.items():
+        etc.parent.mkdir(parents=True, exist_ok=True)
+        if etc.exists() or etc.is_symlink():
+            backups[etc] = etc.with_suffix(".conf.cowboy-backup")
+            etc.rename(backups[etc])
+        etc.symlink_to(target)
     pids: list[int] = []
     try:
         _start_daemons(conf, pids)
         yield root
     finally:
         _stop(pids)
-        etc.unlink(missing_ok=True)
-        if backup is not None:
+        for etc in links:
+            etc.unlink(missing_ok=True)
+        for etc, backup in backups.items():
             backup.rename(etc)
 
 
 def _profile(workdir: Path) -> Path:
-    profile = workdir / "profile"
-    profile.mkdir()
-    (profile / "config.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "executor": "slurm",
-                "jobs": 4,
-                "latency-wait": 10,
-                "slurm-status-command": "squeue",
-                "slurm-init-seconds-before-status-checks": 5,
-                "seconds-between-status-checks": 2,
-                "slurm-no-account": True,
-                "default-resources": {
-                    "slurm_partition": "debug",
-                    "runtime": 10,
-                    "mem_mb": 1500,
-                    "cpus_per_task": 1,
-                },
-            }
-        )
+    """profiles/slurm as a user adapts it to this node: no account, the node's memory and CPUs,
+    quick status checks; every rule's partition and GPU stay the project's."""
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    profile.pop("slurm_account", None)
+    profile["default-resources"].pop("slurm_account")
+    profile["default-resources"].update({"mem_mb": 1500, "cpus_per_task": 1, "runtime": 10})
+    for resources in profile["set-resources"].values():
+        resources.update({"mem_mb": 1500, "runtime": 10})
+        if "cpus_per_gpu" in resources:
+            resources["cpus_per_gpu"] = 1
+    profile.pop("set-threads", None)
+    profile.update(
+        {
+            "jobs": 4,
+            "latency-wait": 10,
+            "restart-times": 0,
+            "slurm-status-command": "squeue",
+            "slurm-init-seconds-before-status-checks": 5,
+            "seconds-between-status-checks": 2,
+            "slurm-no-account": True,
+        }
     )
-    return profile
+    folder = workdir / "profile"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(yaml.safe_dump(profile))
+    return folder
 
 
-def _small_config(workdir: Path) -> Path:
-    """The tiny config, plus MNIST, whose files are not under the data root: its data job is
-    the one that fails."""
-    fashion = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())["datasets"]["fashion_mnist"]
-    attacks = {"fgsm": {"epsilon": 0.3}, "pgd": {"epsilon": 0.3, "steps": 3}}
-    return tiny_config(
-        workdir,
-        datasets={"fashion_mnist": {**fashion, "attacks": attacks}, "mnist": {**fashion, "attacks": attacks}},
-        sweep__sigmas=[],
-    )
-
-
-# Every kind of job start-up through sbatch (data, both trainings, an attack), without the
-# tiny workflow's hundred jobs (those run in tests/test_workflow.py), and one job that fails
-# inside SLURM, all in one run with --keep-going: the plugin's polling interval grows by 10 s
-# on every check that finds nothing finished, and each run pays it again (a second run for
-# the failure cost 47 s).
-TARGETS = [
-    "results/attacks/fashion_mnist/test/fgsm.safetensors",
-    "results/models/fashion_mnist/gan/step10.safetensors",
-]
-FAILING = "results/data/mnist/train.safetensors"  # MNIST's files are missing: it exits 2
+# One run, with --keep-going: the plugin's polling interval grows by 10 s on every check that
+# finds nothing finished, and each run pays it again. Data is staged on the submit host (a
+# local rule); the two data jobs go to the CPU partition, the classifier's training to the GPU.
+CPU_TARGETS = ["results/data/fashion_mnist/train.safetensors", "results/data/fashion_mnist/eval.safetensors"]
+GPU_TARGET = "results/models/fashion_mnist/classifier.safetensors"
 
 
 @pytest.fixture(scope="module")
@@ -202,37 +203,48 @@ def sbatch_run(
     slurm: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, subprocess.CompletedProcess[str]]:
     workdir = tmp_path_factory.mktemp("sbatch")
-    _small_config(workdir)
-    config = workdir / "config.yaml"
+    config = tiny_config(workdir, sweep__sigmas=[])
     cmd = snakemake_cmd(
-        workdir, *TARGETS, FAILING, "--keep-going", "--profile", str(_profile(workdir)),
+        workdir, *CPU_TARGETS, GPU_TARGET, "--keep-going", "--profile", str(_profile(workdir)),
         "--configfile", str(config),
     )  # fmt: skip
     started = time.time()
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, cwd=workdir, env={**os.environ, **PIPELINE_ENV}, timeout=600
-    )
+    env = {**os.environ, **PIPELINE_ENV, "COWBOY_DEVICE": "cuda"}  # as the old README advised
+    env.pop("COWBOY_BATCH_SIZE", None)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, env=env, timeout=600)
     print(f"SLURM: one run through sbatch in {time.time() - started:.0f} s", file=sys.stderr)
     return workdir, proc
 
 
-def test_tiny_workflow_runs_through_sbatch(sbatch_run: tuple[Path, subprocess.CompletedProcess[str]]):
-    workdir, proc = sbatch_run
-    assert all((workdir / target).exists() for target in TARGETS), proc.stderr[-5000:]
-    # The controller's own records: every job Snakemake submitted for Fashion-MNIST ran and
-    # completed in SLURM; MNIST's data job is the one that did not.
-    jobs = subprocess.run(["scontrol", "show", "jobs", "-o"], capture_output=True, text=True).stdout
-    completed = set(re.findall(r"JobId=(\d+) .*JobState=COMPLETED", jobs))
-    submitted = set(re.findall(r"has been submitted with SLURM jobid (\d+)", proc.stderr + proc.stdout))
-    assert len(submitted) == 6  # prepare_train, prepare_eval, train_classifier, attack, train_gan; MNIST's
-    assert len(submitted - completed) == 1, (sorted(submitted), sorted(completed))
-
-
-def test_failing_rule_fails_the_run_and_leaves_no_output(
+def test_cpu_jobs_run_on_the_cpu_partition_whatever_cowboy_device_says(
     sbatch_run: tuple[Path, subprocess.CompletedProcess[str]],
 ):
     workdir, proc = sbatch_run
-    assert proc.returncode != 0
-    assert "Error in rule prepare_train" in proc.stderr + proc.stdout
-    assert "mnist" in (proc.stderr + proc.stdout).split("Error in rule prepare_train", 1)[1][:800]
-    assert not (workdir / FAILING).exists()
+    assert all((workdir / target).exists() for target in CPU_TARGETS), proc.stderr[-5000:]
+    for rule in ("prepare_train", "prepare_eval"):
+        log = (workdir / f"results/logs/{rule}/fashion_mnist.log").read_text()
+        assert "device=cpu" in log and "COWBOY_DEVICE=cuda is ignored" in log, log
+    jobs = subprocess.run(["scontrol", "show", "jobs", "-o"], capture_output=True, text=True).stdout
+    cpu_jobs = [line for line in jobs.splitlines() if "Partition=cpu" in line]
+    assert len(cpu_jobs) == 2 and all("JobState=COMPLETED" in line for line in cpu_jobs), jobs
+
+
+def test_a_gpu_job_is_scheduled_with_its_gpu_and_fails_loudly_without_cuda(
+    sbatch_run: tuple[Path, subprocess.CompletedProcess[str]],
+):
+    workdir, proc = sbatch_run
+    assert proc.returncode != 0 and not (workdir / GPU_TARGET).exists()
+    jobs = subprocess.run(["scontrol", "show", "jobs", "-d", "-o"], capture_output=True, text=True).stdout
+    gpu_jobs = [line for line in jobs.splitlines() if "Partition=gpu" in line]
+    assert len(gpu_jobs) == 1, jobs
+    # SLURM allocated the node's GPU to the job, and the job failed.
+    assert "JOB_GRES=gpu:1" in gpu_jobs[0] and "JobState=FAILED" in gpu_jobs[0], gpu_jobs[0]
+    log = (workdir / "results/logs/train_classifier/fashion_mnist.log").read_text()
+    assert log.count("\n") == 1 and log.startswith(
+        "cowboy: rule train_classifier: device 'cuda' was asked for, but"
+    )
+    assert "Traceback" not in log and "device=cpu" not in log
+    job_log = next((workdir / ".snakemake/slurm_logs/rule_train_classifier").rglob("*.log")).read_text()
+    assert "train_classifier.py' returned non-zero exit status 2" in job_log  # the script's own exit 2
+    failure = log.strip()
+    print(f"SLURM GPU job: {gpu_jobs[0][:400]}\n{failure}", file=sys.stderr)
