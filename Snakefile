@@ -25,3 +25,4 @@ include: "rules/discriminator_study.smk"
 rule all:
     input:
         paths.all_targets(),
+        paper_steps.targets(),

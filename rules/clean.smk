@@ -45,3 +45,44 @@ rule clean_card:
         "results/benchmarks/clean_card/{dataset}/{method}.tsv"
     script:
         "../workflow_scripts/clean_card.py"
+
+
+# Tables 1-2 at the paper's 5,000 plain-GD steps on the first paper_steps.images test images,
+# beside the tables' steps on the same images (cowboy_pipeline/paper_steps.py).
+localrules:
+    paper_steps_table,
+
+
+rule clean_long:
+    input:
+        data="results/data/{dataset}/eval.safetensors",
+        classifier="results/models/{dataset}/classifier.safetensors",
+        gan=paths.final_gan,
+        adversarial="results/attacks/{dataset}/test/{attack}.safetensors",
+    output:
+        "results/clean_long/{dataset}/{attack}/{method}_run{run_steps}_n{n}.parquet",
+    params:
+        cleaning=paper_steps.long_params,
+        record_steps=paper_steps.record_steps,
+        seed=SEED,
+    log:
+        "results/logs/clean_long/{dataset}/{attack}/{method}_run{run_steps}_n{n}.log",
+    benchmark:
+        "results/benchmarks/clean_long/{dataset}/{attack}/{method}_run{run_steps}_n{n}.tsv"
+    script:
+        "../workflow_scripts/clean_long.py"
+
+
+rule paper_steps_table:
+    input:
+        paper_steps.clean_long_files(),
+    output:
+        table="results/paper_steps.csv",
+        curve="results/paper_steps_curve.csv",
+    params:
+        table_steps=TABLE_STEPS,
+        paper_steps=config["paper_steps"]["steps"],
+    log:
+        "results/logs/paper_steps_table.log",
+    script:
+        "../workflow_scripts/paper_steps_table.py"

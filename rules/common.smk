@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow_scripts"))
 from cowboy_core.choices import NO_ATTACK, Optimizer, attack_pattern
 from cowboy_core.settings import Method
 from cowboy_pipeline import gan_choice as gan_choice_functions
+from cowboy_pipeline import paper_steps as paper_steps_functions
 from cowboy_pipeline import paths as path_functions
 from cowboy_pipeline import study_paths as study_functions
 from cowboy_pipeline import suite_paths as suite_functions
@@ -29,6 +30,7 @@ paths = path_functions.bind(path_functions, config)
 study = path_functions.bind(study_functions, config)
 suite = path_functions.bind(suite_functions, config)
 gan_choice = path_functions.bind(gan_choice_functions, config)
+paper_steps = path_functions.bind(paper_steps_functions, config)
 DATASETS = list(config["datasets"])
 CLEANING = config["cleaning"]
 SEED = config["seed"]

@@ -25,14 +25,15 @@ def clean_attack(
     *,
     seed: int,
     record_steps: list[int],
+    first: int | None = None,
     **keys: Any,
 ) -> tuple[pd.DataFrame, torch.Tensor, CleaningResult]:
     """The rows (``keys`` on each: dataset, split, attack, method, sigma, ckpt), the attacked
-    images and the cleaning of the attack saved in ``attack_file``; ``originals``: the split's
-    images, labels and dataset indices."""
+    images and the cleaning of the attack saved in ``attack_file`` (its ``first`` images, or
+    all); ``originals``: the split's images, labels and dataset indices, as many."""
     images, labels, index = originals
     tensors, meta = load_tensors(attack_file)
-    adversarial = tensors["adversarial"]
+    adversarial = tensors["adversarial"][:first]
     # The same z0 for every method and attack: Table 2 compares the methods on paired starts.
     result = defense.clean_detailed(adversarial, seed=seed, record_at=record_steps)
     rows = per_sample_rows(

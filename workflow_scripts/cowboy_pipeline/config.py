@@ -199,14 +199,22 @@ def _unknown_datasets(config: dict[str, Any]) -> list[str]:
         "discriminator_study.datasets": config["discriminator_study"]["datasets"],
         "adversarial_training.datasets": config["adversarial_training"]["datasets"],
         "variants.datasets": config["variants"]["datasets"],
+        "paper_steps.datasets": config["paper_steps"]["datasets"],
         "reproduction.dataset": [config.get("reproduction", {}).get("dataset")],
     }
-    return [
+    problems = [
         f"{key}: {name!r} is not a configured dataset"
         for key, names in named.items()
         for name in names
         if name is not None and name not in config["datasets"]
     ]
+    spec = config["paper_steps"]
+    if spec["datasets"] and spec["steps"] <= config["cleaning"]["steps"]:
+        problems.append(f"paper_steps.steps: must exceed cleaning.steps ({config['cleaning']['steps']})")
+    for name in (n for n in spec["datasets"] if n in config["datasets"]):
+        missing = [a for a in spec["attacks"] if a not in config["datasets"][name]["attacks"]]
+        problems += [f"paper_steps.attacks: {a!r} is not among datasets.{name}.attacks" for a in missing]
+    return problems
 
 
 def _study_problems(config: dict[str, Any]) -> list[str]:

@@ -27,6 +27,7 @@ GPU_SCRIPTS = frozenset(
         "adversarial_choice",  # PGD on the validation images, per trained classifier
         "clean",
         "clean_card",
+        "clean_long",  # the paper's 5,000 steps on a subset
         "grid_setting",  # the card's and the variants' validation grid
         "card_alone",
         "chaos",
