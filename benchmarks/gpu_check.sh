@@ -1,92 +1,114 @@
 #!/usr/bin/env bash
-# The CUDA path in one go, on a machine with one CUDA GPU, in under 8 minutes:
-#   1. the tests that need CUDA (pytest -m cuda; they skip without a GPU);
-#   2. the tiny pipeline with COWBOY_DEVICE=cuda (config/tiny.yaml: every rule, real data);
-#   3. bench_cleaning on the GPU (--quick): throughput, torch.compile against eager, and
-#      bf16's cleaned accuracy against fp32 on the tiny pipeline's trained models.
-# Writes one JSON (default benchmarks/results/gpu_check.json) with the GPU's name; exits 1 if
-# a part failed, after writing what it has.
-#   pip install -e '.[test]' && bash benchmarks/gpu_check.sh [--smoke] [OUT.json]
-# The data: Debian's Fashion-MNIST or torchvision's files under data/; else it downloads.
-# --smoke checks the script itself in seconds, on the CPU: the pipeline as a dry run and the
-# benchmark's smoke mode (tests/test_benchmarks.py runs it).
+# The CUDA path in one go, on a bare GPU node: only a CUDA build of torch (2.11 or later) and
+# this repository, no internet. What the node lacks travels as a bundle (under 64 MiB: wheels,
+# and one GPU job of a tiny pipeline with its inputs), built beforehand where there is internet
+# access and the project's environment:
+#   python -m benchmarks.gpu_bundle benchmarks/bundle --python-version 3.12   # the node's Python
+# Then, on the node, in this repository's root (about 5 minutes on an H100):
+#   bash benchmarks/gpu_check.sh OUTDIR
+#     0. a virtualenv over the node's torch; the bundle's wheels, then the project with --no-deps
+#     1. the CUDA tests: batch invariance at the production chunk, the deployment's strict
+#        bitwise check, the card, the attacks and the unrolled gradient on the GPU
+#     2. the tiny pipeline's GPU-marked job (the classifier's training on mnist_5k), replayed
+#        with a GPU in its resources: it must run on CUDA (its log says device=cuda)
+#     3. the cleaning at the reproduction's width with compile off and on, and the unrolled
+#        attack at the rows planned from the GPU's memory, with its peak memory
+# It writes OUTDIR/gpu_check.json and every part's log under OUTDIR/logs; exits 1 if a part
+# failed (after writing what it has), 2 if the node cannot run CUDA at all.
+# --smoke runs the same parts on the CPU, on this machine's packages, with a bundle of the job
+# alone (tests/test_benchmarks.py runs it in CI, so the script cannot rot).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SMOKE=false
 if [ "${1:-}" = --smoke ]; then SMOKE=true; shift; fi
-OUT=${1:-benchmarks/results/gpu_check.json}
-DEVICE=cuda
-PIPELINE_MODE=()
-BENCH_MODE=(--quick --width 8 --curve-images 48 --gd-steps 100)
-if $SMOKE; then DEVICE=cpu PIPELINE_MODE=(-n) BENCH_MODE=(--smoke); fi
-WORK=$(mktemp -d)
-export PYTHONPATH="$PWD/workflow_scripts${PYTHONPATH:+:$PYTHONPATH}"
+OUT=${1:?usage: bash benchmarks/gpu_check.sh [--smoke] OUTDIR}
+BUNDLE=${COWBOY_GPU_BUNDLE:-benchmarks/bundle}
+mkdir -p "$OUT/logs"
+OUT=$(cd "$OUT" && pwd)
+REPO=$PWD
 
-if [ "$DEVICE" = cuda ] && ! python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
-    echo "gpu_check: no CUDA GPU visible to torch; run it on a GPU node" >&2
-    exit 2
+if $SMOKE; then
+    DEVICE=cpu GPU_FLAG=() BENCH_MODE=(--smoke)
+    BUNDLE=$OUT/bundle
+    python -m benchmarks.gpu_bundle "$BUNDLE" --no-wheels >"$OUT/logs/bundle.log" 2>&1 || {
+        echo "gpu_check: could not build the smoke bundle (see $OUT/logs/bundle.log)" >&2; exit 1; }
+else
+    DEVICE=cuda GPU_FLAG=(--gpu) BENCH_MODE=()
+    if ! python -c "import sys, torch; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
+        echo "gpu_check: torch sees no usable CUDA here; run it on a GPU node" >&2
+        exit 2
+    fi
+    if [ ! -d "$BUNDLE/wheels" ] || [ ! -d "$BUNDLE/job" ]; then
+        echo "gpu_check: no bundle at $BUNDLE; build it where there is internet: python -m benchmarks.gpu_bundle $BUNDLE" >&2
+        exit 2
+    fi
+    python -m venv --system-site-packages "$OUT/venv" && source "$OUT/venv/bin/activate"
+    # The node's own packages win where they satisfy the pins; the bundle fills in the rest.
+    pip install -q --no-index --find-links "$BUNDLE/wheels" -r "$BUNDLE/requirements.txt" >"$OUT/logs/install.log" 2>&1 \
+        && pip install -q --no-deps --no-index --no-build-isolation -e . >>"$OUT/logs/install.log" 2>&1 || {
+        echo "gpu_check: installing from $BUNDLE failed (see $OUT/logs/install.log)" >&2; exit 2; }
 fi
+export PYTHONPATH="$REPO/workflow_scripts:$REPO${PYTHONPATH:+:$PYTHONPATH}"
 
-timed() {  # timed NAME CMD...: run CMD, record its exit code and seconds in $WORK/NAME.status
+timed() {  # timed NAME CMD...: run CMD, its log in logs/NAME.log, its exit code and seconds in NAME.status
     local name=$1 start rc
     shift
     start=$EPOCHREALTIME
-    "$@" >"$WORK/$name.log" 2>&1
+    "$@" >"$OUT/logs/$name.log" 2>&1
     rc=$?
-    echo "$rc $start $EPOCHREALTIME" >"$WORK/$name.status"
-    tail -n 5 "$WORK/$name.log"
+    echo "$rc $start $EPOCHREALTIME" >"$OUT/logs/$name.status"
+    tail -n 3 "$OUT/logs/$name.log"
     return 0
 }
 
 echo "== 1/3 CUDA tests"
-timed tests timeout 120 python -m pytest -m cuda -q -p no:cacheprovider --junitxml="$WORK/tests.xml" tests/test_cuda.py
+timed tests timeout 180 python -m pytest -m cuda -q -p no:cacheprovider --junitxml="$OUT/logs/tests.xml" tests/test_cuda.py
 
-echo "== 2/3 tiny pipeline on CUDA"
-mkdir -p "$WORK/tiny"
-DOWNLOAD=true
-if [ -d /usr/share/datasets/fashion-mnist ] || [ -d data/FashionMNIST/raw ]; then DOWNLOAD=false; fi
-sed -e "s|^data_root: .*|data_root: $PWD/data|" -e "s|^download: .*|download: $DOWNLOAD|" \
-    config/tiny.yaml >"$WORK/tiny/config.yaml"
-# What the benchmark's bf16 check needs (a trained GAN, validation FGSM), a card and one suite job.
-timed pipeline env COWBOY_DEVICE="$DEVICE" timeout 300 python -m snakemake -s "$PWD/Snakefile" \
-    --directory "$WORK/tiny" --configfile "$WORK/tiny/config.yaml" --cores 8 "${PIPELINE_MODE[@]}" \
-    results/table1.csv results/defense/fashion_mnist.safetensors \
-    results/robustness/fashion_mnist/cowboy_eps0.3.parquet
+echo "== 2/3 the tiny pipeline's GPU job, replayed on $DEVICE"
+JOB=$OUT/job
+rm -rf "$JOB" && cp -r "$BUNDLE/job" "$JOB"
+timed job timeout 120 python -m benchmarks.replay_job "$JOB/train_classifier.json" \
+    "$REPO/workflow_scripts/train_classifier.py" "${GPU_FLAG[@]}"
+cp "$JOB/results/logs/train_classifier/mnist_5k.log" "$OUT/logs/job_rule.log" 2>/dev/null
 
-echo "== 3/3 cleaning benchmark on CUDA (compile, bf16 check)"
-timed bench timeout 150 python -m benchmarks.bench_cleaning --device "$DEVICE" "${BENCH_MODE[@]}" \
-    --results "$WORK/tiny/results" --out "$WORK/bench.json"
+echo "== 3/3 cleaning (compile off and on) and the unrolled attack's memory on $DEVICE"
+timed bench timeout 240 python -m benchmarks.bench_gpu --device "$DEVICE" "${BENCH_MODE[@]}" --out "$OUT/bench.json"
 
-python - "$WORK" "$OUT" "$DEVICE" <<'PY'
+python - "$OUT" "$DEVICE" <<'PY'
 import json, sys, xml.etree.ElementTree as ET
 from pathlib import Path
 
 import torch
 
+from benchmarks.bench_attacks import cpu_flags
 from cowboy_core.io import write_text
 
-work, out, device = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+out, device = Path(sys.argv[1]), sys.argv[2]
 def status(name):
-    rc, start, end = (work / f"{name}.status").read_text().split()
+    rc, start, end = (out / "logs" / f"{name}.status").read_text().split()
     return {"exit_code": int(rc), "seconds": round(float(end) - float(start), 1)}
 tests = status("tests")
-if (work / "tests.xml").exists():
-    suite = ET.parse(work / "tests.xml").getroot().find("testsuite")
+if (out / "logs/tests.xml").exists():
+    suite = ET.parse(out / "logs/tests.xml").getroot().find("testsuite")
     tests.update({k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")})
-bench = json.loads((work / "bench.json").read_text()) if (work / "bench.json").exists() else None
+job = status("job")
+rule_log = out / "logs/job_rule.log"
+job["ran_on"] = next((w.split("=", 1)[1] for w in rule_log.read_text().split() if w.startswith("device=")), None) if rule_log.exists() else None
+bench = out / "bench.json"
 report = {
+    "device": device,
     "gpu": torch.cuda.get_device_name(0) if device == "cuda" else "none (--smoke: the script checked on the CPU)",
     "torch": torch.__version__,
     "cuda": torch.version.cuda,
+    "cpu_flags": cpu_flags(),
     "cuda_tests": tests,
-    "tiny_pipeline": status("pipeline"),
-    "bench_cleaning": {**status("bench"), "report": bench},
+    "gpu_job": job,
+    "bench": {**status("bench"), "report": json.loads(bench.read_text()) if bench.exists() else None},
 }
-write_text(out, json.dumps(report, indent=2) + "\n")
-failed = [k for k in ("cuda_tests", "tiny_pipeline") if report[k]["exit_code"]] + (
-    ["bench_cleaning"] if report["bench_cleaning"]["exit_code"] else []
-)
-compile_entry = (bench or {}).get("compile")
-print(f"gpu_check: {report['gpu']}; wrote {out}; compile: {compile_entry}; failed: {failed or 'none'}")
+write_text(out / "gpu_check.json", json.dumps(report, indent=2) + "\n")
+failed = [k for k in ("cuda_tests", "gpu_job", "bench") if report[k]["exit_code"]]
+if job["ran_on"] != device:
+    failed.append(f"gpu_job ran on {job['ran_on']}, not {device}")
+print(f"gpu_check: {report['gpu']}; wrote {out / 'gpu_check.json'}; failed: {failed or 'none'}")
 sys.exit(1 if failed else 0)
 PY

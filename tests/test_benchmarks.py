@@ -37,17 +37,40 @@ def test_attack_cost_benchmark_smoke_runs(tmp_path):
     assert all(row["cost_relative_to_bpda"] > 0 for row in report["rows"]) and "cpu" in report["machine"]
 
 
-def test_gpu_check_smoke_runs_each_part_and_the_cleaning_benchmark(tmp_path):
-    """benchmarks/gpu_check.sh --smoke: the CUDA tests (skipped here), the pipeline as a dry
-    run and the cleaning benchmark's smoke mode, gathered into one JSON."""
-    out = tmp_path / "gpu_check.json"
+def test_gpu_check_smoke_runs_each_part(tmp_path):
+    """benchmarks/gpu_check.sh --smoke OUTDIR: the CUDA tests (skipped here), the tiny pipeline's
+    GPU job exported by the bundle builder and replayed without Snakemake, and the GPU benchmark's
+    smoke mode, gathered into one JSON beside every part's log."""
     subprocess.run(
-        ["bash", "benchmarks/gpu_check.sh", "--smoke", str(out)], cwd=REPO, check=True, capture_output=True
+        ["bash", "benchmarks/gpu_check.sh", "--smoke", str(tmp_path)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
     )
-    check = json.loads(out.read_text())
-    assert check["gpu"].startswith("none (--smoke") and check["tiny_pipeline"]["exit_code"] == 0
-    assert check["cuda_tests"]["exit_code"] == 0 and check["cuda_tests"]["tests"] >= 6
-    report = check["bench_cleaning"]["report"]
+    check = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert check["gpu"].startswith("none (--smoke") and check["cpu_flags"]
+    assert check["cuda_tests"]["exit_code"] == 0 and check["cuda_tests"]["tests"] >= 9
+    assert check["gpu_job"] == {**check["gpu_job"], "exit_code": 0, "ran_on": "cpu"}
+    assert (tmp_path / "job/results/models/mnist_5k/classifier.safetensors").exists()
+    report = check["bench"]["report"]
+    assert report["cleaning"][0]["sample_steps_per_s"] > 0 and report["cleaning"][0]["rows"] == 16
+    assert [row["dcgan_width"] if "dcgan_width" in row else None for row in report["unrolled"]] == [
+        None,
+        None,
+    ]
+    assert all(row["estimate_bytes_per_row"] > 0 and row["rows"] == 16 for row in report["unrolled"])
+    assert {p.name for p in (tmp_path / "logs").glob("*.log")} >= {
+        "tests.log",
+        "job.log",
+        "bench.log",
+        "bundle.log",
+    }
+
+
+def test_cleaning_benchmark_smoke_runs(tmp_path):
+    out = tmp_path / "cleaning.json"
+    run("bench_cleaning", "--out", str(out), "--device", "cpu")
+    report = json.loads(out.read_text())
     variants = {row["variant"] for row in report["throughput"]}
     assert "+subpixel (default)" in variants and "fp32" in variants and report["speedup_vs_peer"] > 0
     assert report["compile"]["speed_ratio"] > 0 and report["peak_memory_mb_cleaning_64"] > 0

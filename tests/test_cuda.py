@@ -2,12 +2,15 @@
 deployed pieces (card, defended classifier, attacks) running there. Skipped without a GPU;
 benchmarks/gpu_check.sh runs them on one (``pytest -m cuda``)."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
-from cowboy_core import Cowboy, DefendedClassifier, Execution
+from cowboy_core import Cowboy, DefendedClassifier, Execution, Job
 from cowboy_core.attacks import AttackSpec, run_attack
 from cowboy_core.choices import AttackName
+from cowboy_core.io import load_models
 from cowboy_core.models import Classifier, freeze
 from cowboy_core.settings import Settings
 
@@ -68,3 +71,44 @@ def test_attacks_run_on_the_gpu_within_their_budget(images):
     labels = torch.arange(images.shape[0]) % 10
     adversarial = run_attack(model, images, labels, AttackSpec(AttackName.PGD, 0.1, steps=3), device="cuda")
     assert float((adversarial.cpu() - images).abs().max()) <= 0.1 * 2 + 1e-5  # [-1, 1] pixels
+
+
+TRAINED = Path(__file__).parent / "fixtures" / "trained_gan.safetensors"
+
+
+def test_batch_invariance_at_the_production_chunk_on_a_trained_gan():
+    """At the rows production plans on this GPU (up to 4,096), not a toy chunk: an input's
+    cleaning is the same bits alone, in a full chunk and in a padded one."""
+    gan = load_models(TRAINED)[0]
+    settings = Settings(steps=10, optimizer="backtracking", lr=0.05)
+    defense = Cowboy(gan["generator"], gan["discriminator"], settings, execution=Execution(device="cuda"))
+    assert defense.rows >= 64 and defense.rows % 64 == 0
+    generator = torch.Generator().manual_seed(0)
+    x = (torch.rand(defense.rows + 5, *defense.input_shape, generator=generator) * 2 - 1).cuda()
+    together = defense.clean(x)
+    for i in (0, 1, defense.rows - 1, defense.rows, x.shape[0] - 1):
+        assert torch.equal(defense.clean(x[i : i + 1])[0], together[i]), i
+
+
+def test_an_attack_cleans_its_plain_and_unrolled_maps_to_the_same_bits():
+    gan = load_models(TRAINED)[0]
+    settings = Settings(steps=5, optimizer="backtracking", lr=0.05)
+    execution = Execution(device="cuda", job=Job.UNROLLED)
+    defense = Cowboy(gan["generator"], gan["discriminator"], settings, execution=execution)
+    x = (torch.rand(7, *defense.input_shape, generator=torch.Generator().manual_seed(1)) * 2 - 1).cuda()
+    assert defense.rows == defense.unrolled_rows
+    assert torch.equal(defense.clean(x), defense.clean_unrolled(x.clone().requires_grad_(True)).detach())
+
+
+def test_the_deployment_gives_the_same_logits_alone_as_in_its_stream(tiny_gan, images, tmp_path):
+    """The deployment rule's strict check, on the GPU: every row of a stream defended again
+    from scratch, alone, by a freshly loaded defence, gives the same logits to the bit."""
+    path, _ = saved_card(tmp_path, *tiny_gan, images, steps=3)
+    classifier = freeze(Classifier(channels=1, image_size=28)).cuda()
+    for policy in ("detect-then-clean", "clean-all", "reject"):
+        stream = DefendedClassifier.load(path, classifier, policy, execution=Execution(device="cuda"))
+        logits = stream.defend(images.cuda())[0]
+        for i in range(images.shape[0]):
+            fresh = DefendedClassifier.load(path, classifier, policy, execution=Execution(device="cuda"))
+            alone = fresh.defend(images[i : i + 1].cuda())[0]
+            assert torch.equal(alone[0].nan_to_num(-1.0), logits[i].nan_to_num(-1.0)), (policy, i)

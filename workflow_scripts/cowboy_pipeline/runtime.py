@@ -9,6 +9,7 @@ cannot fit) end the job with one line and exit code 2, in its log and on stderr.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -51,6 +52,7 @@ def start_job(snakemake: Any, *, seed_offset: int = 0) -> torch.device:
     seed_everything(seed)
     torch.set_num_threads(max(1, int(snakemake.threads)))
     _errors_in_one_line(str(snakemake.rule))
+    _export_job(snakemake)
     device = job_device(snakemake.resources)
     LOG.info(
         "rule %s wildcards=%s device=%s threads=%s seed=%s",
@@ -66,6 +68,29 @@ def start_job(snakemake: Any, *, seed_offset: int = 0) -> torch.device:
             os.environ["COWBOY_DEVICE"],
         )
     return device
+
+
+def _export_job(snakemake: Any) -> None:
+    """With COWBOY_EXPORT_JOB=DIR, write the job as it started (rule, files, params, wildcards,
+    resources) to DIR/{rule}.json, for benchmarks/replay_job.py to run again where Snakemake is
+    not installed (benchmarks/gpu_check.sh on a bare GPU node)."""
+    folder = os.environ.get("COWBOY_EXPORT_JOB")
+    if not folder:
+        return
+
+    def named(items: Any) -> dict[str, Any]:
+        return {"items": list(items), "names": {k: v for k, v in items.items()}}
+
+    job = {
+        "rule": str(snakemake.rule),
+        "threads": int(snakemake.threads),
+        **{key: named(getattr(snakemake, key)) for key in ("input", "output", "log", "wildcards")},
+        "params": named(snakemake.params),
+        "resources": {k: v for k, v in snakemake.resources.items() if not str(k).startswith("_")},
+    }
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, f"{snakemake.rule}.json"), "w") as handle:
+        json.dump(job, handle, indent=2, default=str)
 
 
 def _errors_in_one_line(rule: str) -> None:
