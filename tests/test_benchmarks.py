@@ -54,10 +54,7 @@ def test_gpu_check_smoke_runs_each_part(tmp_path):
     assert (tmp_path / "job/results/models/mnist_5k/classifier.safetensors").exists()
     report = check["bench"]["report"]
     assert report["cleaning"][0]["sample_steps_per_s"] > 0 and report["cleaning"][0]["rows"] == 16
-    assert [row["dcgan_width"] if "dcgan_width" in row else None for row in report["unrolled"]] == [
-        None,
-        None,
-    ]
+    assert report["compile_speed_ratio"] is None  # the smoke skips compile (half a minute on a CPU)
     assert all(row["estimate_bytes_per_row"] > 0 and row["rows"] == 16 for row in report["unrolled"])
     assert {p.name for p in (tmp_path / "logs").glob("*.log")} >= {
         "tests.log",
