@@ -70,7 +70,7 @@ def test_cleaning_benchmark_smoke_runs(tmp_path):
     report = json.loads(out.read_text())
     variants = {row["variant"] for row in report["throughput"]}
     assert "+subpixel (default)" in variants and "fp32" in variants and report["speedup_vs_peer"] > 0
-    assert report["compile"]["speed_ratio"] > 0 and report["peak_memory_mb_cleaning_64"] > 0
+    assert "compile" not in report and report["peak_memory_mb_cleaning_64"] > 0  # the smoke skips compile
     assert report["convergence_note"].startswith("no trained models")
 
 
