@@ -86,6 +86,7 @@ rule variant_card:
     params:
         settings=suite.variant_settings,
         detection=canonical(config["detection"]),
+        classifier=suite.variant_classifier,  # the provenance's classifier: a param, so that a change reruns it
     log:
         "results/logs/variant_card/{dataset}/{variant}.log",
     script:

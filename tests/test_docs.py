@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = [REPO / "README.md", *sorted((REPO / "docs" / "reproduction").glob("*.md"))]
+DOCS = [REPO / "README.md", REPO / "CHANGELOG.md", *sorted((REPO / "docs").rglob("*.md"))]
 FILE = re.compile(r"[\w./-]+\.(?:csv|json)\b")
 # A number as prose writes it: 0.738, 5,989, -0.075, 1e-4, 25; not inside a word (fig5, 28x28).
 NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:e-?\d+)?(?![\w.]*[A-Za-z_/])")

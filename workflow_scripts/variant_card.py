@@ -6,7 +6,6 @@ from cowboy_core.io import load_models
 from cowboy_core.settings import Settings
 from cowboy_pipeline.cards import calibrate, gan_and_choice, save_chosen_card
 from cowboy_pipeline.runtime import finish_job, start_job
-from cowboy_pipeline.suite_paths import variant_classifier
 
 device = start_job(snakemake)
 generator, discriminator, chosen = gan_and_choice(snakemake.input, device)
@@ -19,7 +18,7 @@ sources = {
     "val_scores": snakemake.input.val_scores,
     "choice": snakemake.input.choice,
     # The classifier variant_grid measured the choice with (cowboy_pipeline.cards.classifier_record).
-    "classifier": variant_classifier(snakemake.config, snakemake.wildcards),
+    "classifier": snakemake.params.classifier,
 }
 save_chosen_card(
     Cowboy(generator, discriminator, settings, execution=Execution(device=device), encoder=encoder),

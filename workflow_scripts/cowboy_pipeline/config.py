@@ -16,6 +16,8 @@ from jsonschema.exceptions import ValidationError
 
 from cowboy_core.choices import AttackName
 
+from .defenses import available_defenses
+
 # Test-set sizes of the torchvision datasets, to refuse a subset larger than the set.
 TEST_SET_SIZES = {"mnist": 10000, "mnist_5k": 1000, "fashion_mnist": 10000, "cifar10": 10000, "svhn": 26032}
 TRAIN_SET_SIZES = {"mnist": 60000, "mnist_5k": 4000, "fashion_mnist": 60000, "cifar10": 50000, "svhn": 73257}
@@ -238,8 +240,6 @@ def _study_problems(config: dict[str, Any]) -> list[str]:
 
 def _suite_problems(config: dict[str, Any]) -> list[str]:
     """robustness.defenses may only name defences the config builds for every suite dataset."""
-    from .suite_paths import available_defenses  # suite_paths imports this module
-
     robustness = config["robustness"]
     built = {"none", *config["cleaning"]["methods"]}
     for name in robustness["datasets"]:

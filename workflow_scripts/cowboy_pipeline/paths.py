@@ -14,6 +14,7 @@ from typing import Any
 from cowboy_core.choices import NO_ATTACK, parse_attack
 
 from .config import canonical, format_number, run_steps
+from .defenses import VARIANT_PREFIX, robustness_defenses
 
 Config = dict[str, Any]
 
@@ -323,8 +324,6 @@ def _cards_attacked(config: Config) -> bool:
 def _card_derivatives_attacked(config: Config) -> bool:
     """Whether the suite attacks a defence that cleans by the card's choices without being a
     card: a clean-all variant, or clean-all in front of the adversarially trained classifier."""
-    from .suite_paths import VARIANT_PREFIX, robustness_defenses  # suite_paths imports this module
-
     return any(
         defense.startswith(VARIANT_PREFIX) or defense == "adversarial_cowboy"
         for ds in config["robustness"]["datasets"]

@@ -8,36 +8,27 @@ from types import SimpleNamespace
 from typing import Any
 
 from .config import canonical, format_number
+from .defenses import (  # re-exported: the rules, plots and tests read them here
+    ADVERSARIAL_DEFENSES as ADVERSARIAL_DEFENSES,
+)
+from .defenses import (
+    VARIANT_DEFENSE as VARIANT_DEFENSE,
+)
+from .defenses import (
+    VARIANT_NAME as VARIANT_NAME,
+)
+from .defenses import (
+    VARIANT_PREFIX as VARIANT_PREFIX,
+)
+from .defenses import (
+    available_defenses as available_defenses,
+)
+from .defenses import (
+    robustness_defenses as robustness_defenses,
+)
 from .paths import Config, card_grid_setting, final_val_scores
 
 # -- the suite ----------------------------------------------------------------------
-
-
-def robustness_defenses(config: Config, dataset: str) -> list[str]:
-    """What the suite attacks: the bare classifier, each cleaning method's card and, where
-    the config trains one, the adversarially trained classifier alone and under cowboy."""
-    chosen = config["robustness"].get("defenses")
-    return [d for d in available_defenses(config, dataset) if chosen is None or d in chosen]
-
-
-def available_defenses(config: Config, dataset: str) -> list[str]:
-    """Every defence the config builds for a dataset, whether or not this run attacks it."""
-    adversarial = dataset in config["adversarial_training"]["datasets"]
-    variants = config["variants"]["cards"] if dataset in config["variants"]["datasets"] else {}
-    return [
-        "none",
-        *config["cleaning"]["methods"],
-        *(ADVERSARIAL_DEFENSES if adversarial else []),
-        *(f"{VARIANT_PREFIX}{name}" for name in variants),
-    ]
-
-
-ADVERSARIAL_DEFENSES = ["adversarial", "adversarial_cowboy"]
-VARIANT_PREFIX = "variant_"  # robustness defence "variant_encoder": the card of variants.cards.encoder
-# A variant's name, as the wildcards match it and config/schema.yaml allows it: no "_", which
-# separates the defence from "_eps{epsilon}" in the suite's file names.
-VARIANT_NAME = "[a-z0-9-]+"
-VARIANT_DEFENSE = f"{VARIANT_PREFIX}{VARIANT_NAME}"
 
 
 def robustness_files(config: Config, doubled: bool = False) -> list[str]:
