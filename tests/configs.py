@@ -24,5 +24,8 @@ def merged(paths: list[str]) -> dict[str, Any]:
 
 
 def checked(*names: str) -> dict[str, Any]:
-    """``config/<name>`` for each name, stacked in order as above, validated and defaulted."""
-    return validate_config(merged([f"config/{name}" for name in names]), copy.deepcopy(SCHEMA))
+    """Each config, stacked in order as above, validated and defaulted: ``config/<name>`` for a
+    bare name (the configs a user picks), else a path in the repository (an experiment's
+    config beside its results in docs/reproduction/, or a test config in tests/config/)."""
+    paths = [name if "/" in name else f"config/{name}" for name in names]
+    return validate_config(merged(paths), copy.deepcopy(SCHEMA))

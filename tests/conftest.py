@@ -88,10 +88,10 @@ def run_snakemake(
 
 
 def tiny_config(workdir: Path, **overrides: object) -> Path:
-    """Copy config/tiny.yaml into ``workdir``, applying top-level YAML overrides."""
+    """Copy tests/config/tiny.yaml into ``workdir``, applying top-level YAML overrides."""
     import yaml
 
-    config = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+    config = yaml.safe_load((REPO / "tests" / "config" / "tiny.yaml").read_text())
     for dotted, value in overrides.items():
         node = config
         keys = dotted.split("__")

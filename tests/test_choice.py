@@ -97,7 +97,7 @@ def test_the_latent_attack_runs_the_suites_steps_and_its_refinement_a_tenth(monk
 
 
 def test_an_unset_latent_budget_runs_as_the_committed_runs_ran_and_a_set_one_doubles():
-    tiny = checked("tiny.yaml")
+    tiny = checked("tests/config/tiny.yaml")
     unset = {k: v for k, v in tiny["robustness"].items() if k != "latent_steps"}
     assert [suite_at(unset, scale).latent_steps for scale in (1, 4)] == [200, 200]
     assert suite_at(unset, 4).steps == 4 * tiny["robustness"]["steps"]

@@ -8,9 +8,12 @@ from cowboy_pipeline import paths, suite_paths
 from .configs import checked
 from .conftest import REPO
 
+ANCHOR = "docs/reproduction/against-adversarial-training/config.yaml"
+CLEANED_EPS01 = "docs/reproduction/against-adversarial-training/cleaned-eps0.1/config.yaml"
+
 
 def test_the_anchor_config_attacks_the_two_bare_classifiers_alone_and_draws_the_committed_suites():
-    anchor = checked("reproduce-fmnist.yaml", "anchor-fmnist.yaml")
+    anchor = checked("reproduce-fmnist.yaml", ANCHOR)
     reproduction = checked("reproduce-fmnist.yaml")
     assert suite_paths.robustness_defenses(anchor, "fashion_mnist") == ["none", "adversarial"]
     assert "cowboy" in suite_paths.available_defenses(anchor, "fashion_mnist")
@@ -29,7 +32,7 @@ def test_the_anchor_config_attacks_the_two_bare_classifiers_alone_and_draws_the_
 
 
 def test_the_variants_config_attacks_each_variant_beside_adversarial_training_on_the_suites_images():
-    variants = checked("reproduce-fmnist.yaml", "variants-fmnist.yaml")
+    variants = checked("reproduce-fmnist.yaml", "docs/reproduction/variants/config.yaml")
     reproduction = checked("reproduce-fmnist.yaml")
     defenses = suite_paths.robustness_defenses(variants, "fashion_mnist")
     assert set(defenses) == {
@@ -49,11 +52,15 @@ def test_the_variants_config_attacks_each_variant_beside_adversarial_training_on
 
 
 def test_the_eps01_variants_config_attacks_rec_at_the_suites_params_so_its_runs_stay_valid():
-    """config/variants-eps0.1-fmnist.yaml runs one epsilon at scale 1: its jobs compute with
+    """docs/reproduction/variants/eps0.1/config.yaml runs one epsilon at scale 1: its jobs compute with
     the same params as the whole variants run (which climbs from them), Carlini's checks
     included, so a later run of variants-fmnist.yaml reruns none of them."""
-    whole = checked("reproduce-fmnist.yaml", "variants-fmnist.yaml")
-    first = checked("reproduce-fmnist.yaml", "variants-fmnist.yaml", "variants-eps0.1-fmnist.yaml")
+    whole = checked("reproduce-fmnist.yaml", "docs/reproduction/variants/config.yaml")
+    first = checked(
+        "reproduce-fmnist.yaml",
+        "docs/reproduction/variants/config.yaml",
+        "docs/reproduction/variants/eps0.1/config.yaml",
+    )
     assert suite_paths.robustness_params(first) == suite_paths.robustness_params(whole)
     assert first["robustness"]["check_epsilon"] not in first["robustness"]["epsilons"]  # no checks here
     defenses = suite_paths.robustness_defenses(first, "fashion_mnist")
@@ -67,11 +74,15 @@ def test_the_eps01_variants_config_attacks_rec_at_the_suites_params_so_its_runs_
 
 
 def test_the_anchor_cleaning_config_attacks_cleaning_on_adversarial_training_at_the_suites_params():
-    """config/anchor-cleaning-eps0.1-fmnist.yaml adds clean-all in front of the adversarially
+    """The cleaned-eps0.1 experiment (CLEANED_EPS01) adds clean-all in front of the adversarially
     trained classifier at one epsilon and scale 1: the same params as the anchor run (a
     first rung of it), and it publishes the card's and GAN's choices that cleaning rests on."""
-    anchor = checked("reproduce-fmnist.yaml", "anchor-fmnist.yaml")
-    first = checked("reproduce-fmnist.yaml", "anchor-fmnist.yaml", "anchor-cleaning-eps0.1-fmnist.yaml")
+    anchor = checked("reproduce-fmnist.yaml", ANCHOR)
+    first = checked(
+        "reproduce-fmnist.yaml",
+        ANCHOR,
+        CLEANED_EPS01,
+    )
     assert suite_paths.robustness_params(first) == suite_paths.robustness_params(anchor)
     defenses = suite_paths.robustness_defenses(first, "fashion_mnist")
     assert defenses == ["none", "adversarial", "adversarial_cowboy"]
@@ -91,6 +102,9 @@ def test_the_anchor_cleaning_config_attacks_cleaning_on_adversarial_training_at_
 def test_the_latent_steps_setting_leaves_the_committed_runs_params_alone():
     """Unset, the suite runs the 200 latent steps every committed run ran: those runs' params
     must not gain the key, or Snakemake would rerun every shard they committed."""
-    for names in (("reproduce-fmnist.yaml",), ("reproduce-fmnist.yaml", "variants-fmnist.yaml")):
+    for names in (
+        ("reproduce-fmnist.yaml",),
+        ("reproduce-fmnist.yaml", "docs/reproduction/variants/config.yaml"),
+    ):
         assert "latent_steps" not in suite_paths.robustness_params(checked(*names))
-    assert suite_paths.robustness_params(checked("tiny.yaml"))["latent_steps"] == 10
+    assert suite_paths.robustness_params(checked("tests/config/tiny.yaml"))["latent_steps"] == 10

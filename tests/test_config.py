@@ -11,7 +11,7 @@ from cowboy_pipeline.config import ConfigError, validate_config
 from .configs import SCHEMA
 from .conftest import REPO, run_snakemake
 
-TINY = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+TINY = yaml.safe_load((REPO / "tests" / "config" / "tiny.yaml").read_text())
 
 
 def _set(config, dotted, value):
@@ -127,8 +127,8 @@ def test_a_pattern_message_says_what_that_key_allows_not_the_attack_names():
 
 
 def test_good_configs_validate_and_get_defaults():
-    for name in ("tiny", "quick", "config", "reproduce-fmnist"):
-        path = REPO / "config" / f"{name}.yaml"
+    for name in ("tests/config/tiny", "config/quick", "config/config", "config/reproduce-fmnist"):
+        path = REPO / f"{name}.yaml"
         if path.exists():
             config = validate_config(yaml.safe_load(path.read_text()), SCHEMA)
             assert config["cleaning"]["optimizer"] in ("gd", "momentum", "adam")

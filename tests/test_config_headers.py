@@ -31,25 +31,39 @@ def header_command(path: Path) -> list[str] | None:
         i += 1
 
 
+# The configs a user picks (config/) and each experiment's, beside its results (docs/reproduction/).
+CONFIG_FILES = [
+    *sorted((REPO / "config").glob("*.yaml")),
+    *sorted((REPO / "docs" / "reproduction").rglob("*.yaml")),
+]
 HEADERS = {
-    path.name: command
-    for path in sorted((REPO / "config").glob("*.yaml"))
+    str(path.relative_to(REPO)): command
+    for path in CONFIG_FILES
     if (command := header_command(path)) is not None
 }
 
 
 def test_the_overlays_with_a_command_are_found():
-    assert "variants-encoder-rec-eps0.1-fmnist.yaml" in HEADERS and len(HEADERS) >= 15
+    assert "docs/reproduction/variants/encoder-rec-eps0.1/config.yaml" in HEADERS and len(HEADERS) >= 12
+    assert "config/reproduce-mnist.yaml" in HEADERS
+
+
+def test_every_experiment_config_lives_beside_its_results_and_config_holds_only_what_users_pick():
+    picks = {"config.yaml", "quick.yaml", "reproduce-fmnist.yaml", "reproduce-mnist.yaml", "full-fmnist.yaml"}
+    assert {p.name for p in (REPO / "config").glob("*.yaml")} == {*picks, "schema.yaml"}
+    for path in (REPO / "docs" / "reproduction").rglob("*.yaml"):
+        assert header_command(path) is not None, f"{path} has no command in its header"
 
 
 @pytest.mark.parametrize("name", sorted(HEADERS))
 def test_a_header_command_stacks_configs_that_validate_and_names_targets_they_write(name: str):
     tokens = HEADERS[name]
-    configs = [t for t in tokens if t.startswith("config/") and t.endswith(".yaml")]
-    assert f"config/{name}" in configs, f"{name}'s header command does not use it"
+    configs = [t for t in tokens if t.endswith(".yaml")]
+    assert name in configs, f"{name}'s header command does not use it"
     config = validate_config(merged(configs), SCHEMA)
-    targets = [t for t in tokens if t.startswith("docs/")]
+    targets = [t for t in tokens if t.startswith(("docs/", "results/")) and not t.endswith(".yaml")]
     assert targets, f"{name}'s header command names no target"
+    targets = [t for t in targets if t.startswith("docs/")]  # results/ is copied by hand, as the header says
     homes = [config.get(section, {}).get("output_dir") for section in ("reproduction", "which_defence")]
     for target in targets:
         assert any(home and Path(target).parent == Path(home) for home in homes), (target, homes)

@@ -12,7 +12,7 @@ def test_snakemake_lint_is_clean_but_for_the_environment_directive():
     """Rules carry no conda/container directive: the environment is this installed package
     (pyproject.toml / environment.yml), which the scripts import. Every other lint must pass."""
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--lint", "--configfile", "config/tiny.yaml"],
+        [sys.executable, "-m", "snakemake", "--lint", "--configfile", "tests/config/tiny.yaml"],
         capture_output=True,
         text=True,
         cwd=REPO,

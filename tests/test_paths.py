@@ -16,12 +16,12 @@ from .conftest import REPO
 
 @pytest.fixture(scope="module")
 def tiny():
-    return checked("tiny.yaml")
+    return checked("tests/config/tiny.yaml")
 
 
 def test_every_function_the_rules_call_exists_bound():
     """A rule naming paths.X, study.X or suite.X fails at parse time on a typo; this names it first."""
-    config = checked("tiny.yaml")
+    config = checked("tests/config/tiny.yaml")
     modules = {"paths": paths, "study": study_paths, "suite": suite_paths}
     bound = {space: paths.bind(module, config) for space, module in modules.items()}
     text = "\n".join(path.read_text() for path in (REPO / "rules").glob("*.smk"))
@@ -162,7 +162,7 @@ def test_published_copies_follow_the_studies_the_config_runs(tiny):
     assert any(c.endswith("robustness.csv") for c in copies)
     assert not any("discriminator_study" in c for c in copies)  # this config does not run it
     assert paths.published_copies(tiny) == []  # no reproduction section
-    study = checked("discriminator-study-fmnist.yaml")
+    study = checked("docs/reproduction/discriminator-study.yaml")
     assert any(c.endswith("discriminator_study.csv") for c in paths.published_copies(study))
     assert any(c.endswith("fashion_mnist.alone.csv") for c in copies)  # its suite attacks the card
     # The full test set runs no suite: the card's validation outputs stay reproduce-fmnist's,

@@ -1,4 +1,4 @@
-"""The real pipeline on config/tiny.yaml (real Fashion-MNIST, tiny sizes)."""
+"""The real pipeline on tests/config/tiny.yaml (real Fashion-MNIST, tiny sizes)."""
 
 import json
 import re
@@ -291,8 +291,8 @@ def test_robustness_suite_tables_cover_every_defence_policy_and_the_convergence_
 def test_a_run_that_attacks_some_defences_draws_an_earlier_runs_others_unpaired(
     tiny_run: Path, tmp_path: Path
 ):
-    """The anchor's way (config/anchor-fmnist.yaml): attack only the bare classifiers, and draw
-    a committed suite's cleaners beside them. Only the report reruns."""
+    """The anchor's way (docs/reproduction/against-adversarial-training/config.yaml): attack
+    only the bare classifiers, and draw a committed suite's cleaners beside them. Only the report reruns."""
     anchor = tmp_path / "anchor"
     copy_tree(tiny_run, anchor)
     for name in ("robustness.csv", "robustness_convergence.csv"):

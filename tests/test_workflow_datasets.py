@@ -23,7 +23,7 @@ def rgb_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = tmp_path_factory.mktemp("mnist_cifar10")
     write_mnist(workdir / "fixture_data", train=120, test=32)
     write_cifar10(workdir / "fixture_data", per_batch=24)
-    config = yaml.safe_load((REPO / "config" / "tiny-mnist-cifar10.yaml").read_text())
+    config = yaml.safe_load((REPO / "tests" / "config" / "tiny-mnist-cifar10.yaml").read_text())
     config["data_root"] = str(workdir / "fixture_data")
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
