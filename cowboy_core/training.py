@@ -18,6 +18,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .attacks import PIXEL_SCALE
+from .memory import Job, check_batch_fits
 
 
 class TrainingDivergedError(RuntimeError):
@@ -197,6 +198,8 @@ class GANTrainer:
         self.discriminator = discriminator.to(self.device)
         self.latent_dim = int(getattr(generator, "latent_dim"))  # noqa: B009
         self.batch_size = batch_size
+        first = torch.zeros(1, self.latent_dim, device=self.device)
+        check_batch_fits([self.generator, self.discriminator], first, batch_size, Job.TRAINING)
         betas = (beta1, 0.999)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas)

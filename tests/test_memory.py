@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from cowboy_core import Cowboy, Execution, Settings
 from cowboy_core.memory import (
@@ -122,3 +123,43 @@ def test_running_out_of_memory_names_the_rows_the_budget_and_the_setting():
         "or set COWBOY_BATCH_SIZE below 2048 (CUDA out of memory. Tried to allocate 2 GiB)"
     )
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("width", [32, 64])
+def test_the_gan_training_estimate_is_within_20_percent_of_its_discriminator_step(width: int):
+    """The larger of a GAN step's two updates: D on a real and a fake row (G's graph kept)."""
+    torch.manual_seed(width)
+    generator = DCGANGenerator(channels=1, image_size=28, latent_dim=100, width=width)
+    discriminator = DCGANDiscriminator(channels=1, image_size=28, width=width)
+    generator.eval(), discriminator.eval()
+    activations = activations_per_row([generator, discriminator], torch.zeros(1, 100))
+    generator.train(), discriminator.train()
+    real, z = torch.rand(ROWS, 1, 28, 28) * 2 - 1, torch.randn(ROWS, 100)
+    weights = {p.untyped_storage().data_ptr() for m in (generator, discriminator) for p in m.parameters()}
+    storages: dict[tuple[int, int], int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in weights:
+            storages[(storage.data_ptr(), storage.nbytes())] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        fake = generator(z)
+        loss = F.softplus(-discriminator(real)).mean() + F.softplus(discriminator(fake.detach())).mean()
+    assert loss.requires_grad
+    assert row_bytes(activations, Job.TRAINING) == pytest.approx(sum(storages.values()) / ROWS, rel=0.2)
+
+
+def test_a_training_batch_that_cannot_fit_is_refused_before_training(monkeypatch: pytest.MonkeyPatch):
+    from cowboy_core import memory
+
+    monkeypatch.setenv("COWBOY_GPU_MEMORY", "1M")
+    generator = DCGANGenerator(channels=1, image_size=28, latent_dim=100, width=8)
+    discriminator = DCGANDiscriminator(channels=1, image_size=28, width=8)
+    first = torch.zeros(1, 100)
+    memory.check_batch_fits([generator, discriminator], first, 64, Job.TRAINING)  # the CPU: nothing to plan
+    monkeypatch.setattr(torch.Tensor, "device", property(lambda self: torch.device("cuda")))
+    with pytest.raises(MemoryPlanError, match=r"a chunk needs 64 row\(s\) at .* raise COWBOY_GPU_MEMORY"):
+        memory.check_batch_fits([generator, discriminator], first, 64, Job.TRAINING)
+    assert generator.training and discriminator.training  # their mode restored
