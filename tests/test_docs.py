@@ -78,3 +78,29 @@ def test_every_number_beside_a_named_file_is_in_that_file(doc):
             if not (shown_in(token, numbers) or (percent and shown_in(_fraction(token), numbers))):
                 missing.append(f"{token!r} in: {' '.join(sentence.split())[:160]}")
     assert not missing, "\n".join(missing)
+
+
+def test_one_quantity_has_one_value_across_the_committed_runs():
+    """The which-defence summary (which the README's findings cite) and each run's own
+    which_defence.csv (which docs/reproduction/adaptive.md cites) give the same clean and robust
+    accuracy for the same defence, policy, epsilon and run: one number, one source."""
+    import pandas as pd
+    import yaml
+
+    runs = yaml.safe_load((REPO / "docs/reproduction/which-defence.yaml").read_text())["which_defence"][
+        "runs"
+    ]
+    summary = pd.read_csv(REPO / "docs/reproduction/which_defence_summary.csv")
+    keys = ["defense", "policy", "epsilon"]
+    checked = 0
+    for run in runs:
+        own = pd.read_csv(REPO / run["points"])
+        own = own[own["run"] == "this run"]
+        mine = summary[summary["run"] == run["label"]]
+        both = own.merge(mine, on=keys, suffixes=("_run", "_summary"))
+        assert len(both) >= 1, f"{run['label']}: none of its points is in the summary"
+        for column in ("clean_accuracy", "robust_accuracy"):
+            differ = both[(both[f"{column}_run"] - both[f"{column}_summary"]).abs() > 1e-12]
+            assert differ.empty, f"{run['label']}: {column} differs: {differ[keys].to_dict('records')}"
+        checked += len(both)
+    assert checked >= 10
