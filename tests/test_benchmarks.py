@@ -73,7 +73,7 @@ def test_gpu_check_smoke_runs_each_part(tmp_path):
 
 def test_cleaning_benchmark_smoke_runs(tmp_path):
     out = tmp_path / "cleaning.json"
-    run("bench_cleaning", "--out", str(out), "--device", "cpu")
+    run("bench_cleaning", "--out", str(out), "--device", "cpu", "--results", str(tmp_path / "no-run"))
     report = json.loads(out.read_text())
     variants = {row["variant"] for row in report["throughput"]}
     assert "+subpixel (default)" in variants and "fp32" in variants and report["speedup_vs_peer"] > 0

@@ -10,12 +10,12 @@ z0 per input, the same chunks), so the two columns are paired on the same images
 
 from __future__ import annotations
 
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from cowboy_pipeline.config import canonical
-from cowboy_pipeline.tables import accuracy_row
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Config = dict[str, Any]
 
@@ -59,6 +59,10 @@ def record_steps(config: Config, wildcards: Any) -> list[int]:
 
 def curve(rows: pd.DataFrame) -> pd.DataFrame:
     """Cleaned accuracy per dataset, attack, method and snapshot, with its Wilson interval."""
+    import pandas as pd
+
+    from cowboy_pipeline.tables import accuracy_row  # pandas and torch: not at the workflow's parse
+
     keys = ["dataset", "attack", "method", "steps"]
     out = [
         accuracy_row(group["pred_cleaned"] == group["label"], **dict(zip(keys, values, strict=True)))
@@ -70,6 +74,8 @@ def curve(rows: pd.DataFrame) -> pd.DataFrame:
 def summary(curve_table: pd.DataFrame, table_steps: int, paper_steps: int) -> pd.DataFrame:
     """Per dataset, attack and method: the accuracy at the table's steps and at the paper's,
     their difference, and where the curve peaks (the first snapshot at its best)."""
+    import pandas as pd
+
     rows = []
     for (dataset, attack, method), group in curve_table.groupby(["dataset", "attack", "method"], sort=True):
         by_steps = group.set_index("steps")
