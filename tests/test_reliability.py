@@ -86,7 +86,9 @@ def test_killed_cleaning_leaves_no_partial_output(tiny_run: Path, tmp_path: Path
     # The tiny run's attack and GAN, reused: a longer cleaning changes only cleaning jobs.
     copy_tree(tiny_run, tmp_path / "run")
     tmp_path = tmp_path / "run"
-    config = tiny_config(tmp_path, cleaning__steps=CLEAN_STEPS, cleaning__record_steps=[3])
+    config = tiny_config(
+        tmp_path, cleaning__steps=CLEAN_STEPS, cleaning__record_steps=[3], paper_steps__datasets=[]
+    )
     target = f"results/clean/{CLEANED}.parquet"
     dry = run_snakemake(tmp_path, target, "-n", "--cores", "2", "--configfile", str(config))
     assert job_counts(dry.stdout) == {"clean": 1}  # nothing upstream reruns
