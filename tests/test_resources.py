@@ -3,6 +3,7 @@ of them mapped to a GPU in each GPU profile, and a job's device from what it ask
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -135,3 +136,37 @@ def test_unknown_devices_are_refused_in_one_line():
 
 def test_the_profiles_exist_where_the_readme_points():
     assert Path(REPO / "profiles" / "gpu" / "config.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (
+            "DeviceError(\"device 'cuda' was asked for, but no CUDA device is visible\")",
+            "no CUDA device is visible",
+        ),
+        (
+            "torch.OutOfMemoryError('CUDA out of memory.\\nTried to allocate 2 GiB')",
+            "lower COWBOY_GPU_MEMORY",
+        ),
+    ],
+)
+def test_a_jobs_fixable_errors_end_it_in_one_line_with_exit_2(raised: str, expected: str):
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\nfrom cowboy_core.devices import DeviceError\n"
+        "from cowboy_pipeline import runtime\nruntime._errors_in_one_line('clean')\n"
+        f"raise {raised}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO / "workflow_scripts")},
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("cowboy: rule clean: ") and expected in lines[0]

@@ -26,8 +26,9 @@ from cowboy_core.io import CheckpointError, load_models, load_tensors, read_meta
 from cowboy_core.memory import MemoryPlanError
 from cowboy_pipeline.resources import job_device
 
-# Errors whose message names the problem and the fix: one line, exit 2, no traceback.
-ONE_LINE_ERRORS = (DeviceError, DataNotFoundError, MemoryPlanError, CheckpointError)
+# Errors whose message names the problem and the fix: one line, exit 2, no traceback. A CUDA
+# out-of-memory error outside a cleaning's descent (an attack's backward pass) joins them.
+ONE_LINE_ERRORS = (DeviceError, DataNotFoundError, MemoryPlanError, CheckpointError, torch.OutOfMemoryError)
 
 LOG = logging.getLogger("cowboy")
 
@@ -102,7 +103,12 @@ def _errors_in_one_line(rule: str) -> None:
         if not isinstance(error, ONE_LINE_ERRORS):
             previous(kind, error, trace)
             return
-        line = f"cowboy: rule {rule}: " + " ".join(str(error).split())
+        message = " ".join(str(error).split())
+        if isinstance(error, torch.OutOfMemoryError):
+            message = (
+                f"CUDA ran out of memory; lower COWBOY_GPU_MEMORY or set COWBOY_BATCH_SIZE ({message[:200]})"
+            )
+        line = f"cowboy: rule {rule}: {message}"
         for stream in dict.fromkeys([sys.stderr, sys.__stderr__]):
             if stream is not None:
                 print(line, file=stream, flush=True)
