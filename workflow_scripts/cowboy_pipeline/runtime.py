@@ -22,7 +22,7 @@ from torch import nn
 
 from cowboy_core.data import DataNotFoundError
 from cowboy_core.devices import DeviceError
-from cowboy_core.io import CheckpointError, load_models, load_tensors, read_metadata
+from cowboy_core.io import CheckpointError, load_models, load_tensors, read_metadata, write_text
 from cowboy_core.memory import MemoryPlanError
 from cowboy_pipeline.resources import job_device
 
@@ -90,8 +90,7 @@ def _export_job(snakemake: Any) -> None:
         "resources": {k: v for k, v in snakemake.resources.items() if not str(k).startswith("_")},
     }
     os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, f"{snakemake.rule}.json"), "w") as handle:
-        json.dump(job, handle, indent=2, default=str)
+    write_text(os.path.join(folder, f"{snakemake.rule}.json"), json.dumps(job, indent=2, default=str))
 
 
 def _errors_in_one_line(rule: str) -> None:
