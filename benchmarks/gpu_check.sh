@@ -43,7 +43,8 @@ else
         exit 2
     fi
     python -m venv --system-site-packages "$OUT/venv" && source "$OUT/venv/bin/activate"
-    # The node's own packages win where they satisfy the pins; the bundle fills in the rest.
+    # The venv sees the node's torch; the bundle's pinned wheels go into the venv, over any
+    # other version the node has, so the check runs the versions the bundle was built with.
     pip install -q --no-index --find-links "$BUNDLE/wheels" -r "$BUNDLE/requirements.txt" >"$OUT/logs/install.log" 2>&1 \
         && pip install -q --no-deps --no-index --no-build-isolation -e . >>"$OUT/logs/install.log" 2>&1 || {
         echo "gpu_check: installing from $BUNDLE failed (see $OUT/logs/install.log)" >&2; exit 2; }
