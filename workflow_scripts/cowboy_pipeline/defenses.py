@@ -25,14 +25,6 @@ def available_defenses(config: dict[str, Any], dataset: str) -> list[str]:
     ]
 
 
-ADVERSARIAL_DEFENSES = ["adversarial", "adversarial_cowboy"]
-VARIANT_PREFIX = "variant_"  # robustness defence "variant_encoder": the card of variants.cards.encoder
-# A variant's name, as the wildcards match it and config/schema.yaml allows it: no "_", which
-# separates the defence from "_eps{epsilon}" in the suite's file names.
-VARIANT_NAME = "[a-z0-9-]+"
-VARIANT_DEFENSE = f"{VARIANT_PREFIX}{VARIANT_NAME}"
-
-
 def robustness_defenses(config: dict[str, Any], dataset: str) -> list[str]:
     """What the suite attacks: the bare classifier, each cleaning method's card and, where
     the config trains one, the adversarially trained classifier alone and under cowboy."""
