@@ -118,7 +118,7 @@ class DefendedClassifier(nn.Module):
     ) -> DefendedClassifier:
         """``classifier`` behind the defence a card describes (``results/defense/*.safetensors``)."""
         defense = Cowboy.load(path, execution=execution, **overrides)
-        check_same_device(classifier, defense.device, what="the classifier")  # before the probe runs it
+        model = cls(classifier, defense, policy, seed=seed)  # checks the devices before the probe runs
         probe = torch.zeros(2, *defense.input_shape, device=defense.device)
         try:
             with torch.no_grad():
@@ -130,7 +130,7 @@ class DefendedClassifier(nn.Module):
         if logits.dim() != 2 or logits.shape[0] != 2:
             raise ValueError(f"the classifier must return (N, classes) logits, got {tuple(logits.shape)}")
         _warn_if_chosen_for_another(defense.card["provenance"], classifier)  # a checked key
-        return cls(classifier, defense, policy, seed=seed)
+        return model
 
     def defend(
         self, x: torch.Tensor, *, cleaned: torch.Tensor | None = None
