@@ -226,11 +226,8 @@ class Execution:
     def planned_rows(self, row_cost: Callable[[], int], *, minimum: int = 1) -> int:
         """Rows per chunk of a descent: ``batch_size`` when set, the CPU's default, or on CUDA as
         many as the memory budget holds at ``row_cost()`` bytes a row (:func:`plan_rows`)."""
-        device = torch.device(self.device)
-        if self.batch_size is not None or device.type != "cuda":
-            rows = self.rows
-        else:
-            rows = plan_rows(memory_budget(device), row_cost(), minimum=minimum)
+        budget = self.budget()
+        rows = self.rows if budget is None else plan_rows(budget, row_cost(), minimum=minimum)
         if rows < minimum:
             raise ValueError(f"a chunk of {rows} rows cannot hold {minimum} restarts")
         return rows
