@@ -22,6 +22,7 @@ import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import yaml
 from packaging.requirements import Requirement
@@ -42,19 +43,25 @@ PLATFORMS = [
 JOB_RULE = "train_classifier"
 
 
-def export_job(out: Path) -> Path:
-    """Run the tiny mnist_5k pipeline up to the classifier on the CPU, exporting its job, and
-    copy the job's inputs beside it; returns the exported job file."""
+def digits_config(*, classifier_steps: int) -> dict[str, Any]:
+    """A tiny config of mnist_5k alone: every training digit, 100 validation and 100 test
+    digits, a few steps (the tests' corrupt-file run uses it too)."""
     dataset = {
         "validation_size": 500, "validation_attack_size": 100, "test_size": 100,
-        "classifier": {"steps": 100, "batch_size": 64}, "gan": {"steps": 2},
+        "classifier": {"steps": classifier_steps, "batch_size": 64}, "gan": {"steps": 2},
         "attacks": {"fgsm": {"epsilon": 0.3}},
     }  # fmt: skip
-    config = {
+    return {
         "datasets": {"mnist_5k": dataset},
         "cleaning": {"sigma": 1.0, "steps": 2},
         "toy": {"enabled": False},
     }
+
+
+def export_job(out: Path) -> Path:
+    """Run the tiny mnist_5k pipeline up to the classifier on the CPU, exporting its job, and
+    copy the job's inputs beside it; returns the exported job file."""
+    config = digits_config(classifier_steps=100)
     with tempfile.TemporaryDirectory() as work:
         (Path(work) / "config.yaml").write_text(yaml.safe_dump(config))
         export = Path(work) / "export"

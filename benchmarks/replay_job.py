@@ -44,16 +44,10 @@ def job_object(job: dict[str, Any], *, gpu: bool) -> Any:
     asks for, as a profile would."""
     resources = {k: v for k, v in job["resources"].items() if k not in ("gpu", "gpus", "gres")}
     resources |= {"gpu": 1} if gpu else {}
-    fields = {
-        key: Named(job[key]["items"], job[key]["names"]) for key in ("input", "output", "log", "wildcards")
-    }
-    return argparse.Namespace(
-        rule=job["rule"],
-        threads=job["threads"],
-        params=Named(job["params"]["items"], job["params"]["names"]),
-        resources=Named(list(resources.values()), resources),
-        **fields,
-    )
+    named = ("input", "output", "log", "wildcards", "params")
+    fields = {key: Named(job[key]["items"], job[key]["names"]) for key in named}
+    resources_named = Named(list(resources.values()), resources)
+    return argparse.Namespace(rule=job["rule"], threads=job["threads"], resources=resources_named, **fields)
 
 
 def main() -> None:

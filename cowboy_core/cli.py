@@ -180,9 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--gan", type=Path, help="a bare GAN checkpoint instead of a card")
     common.add_argument("--images", required=True, type=Path, help=".npy, .pt or folder of PNGs")
     common.add_argument("--out", required=True, type=Path, help="output file or folder")
-    common.add_argument(
-        "--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu; auto: CUDA where it runs)"
-    )
+    common.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     common.add_argument(
         "--batch-size", type=int, help="rows per forward pass (default: the fastest for the device)"
     )

