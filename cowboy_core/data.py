@@ -206,7 +206,10 @@ def read_mnist_5k(path: Path, *, sha256: str = MNIST_5K_SHA256) -> tuple[torch.T
 
 def stratified_split(labels: torch.Tensor, sizes: dict[str, int], seed: int) -> dict[str, list[int]]:
     """Seeded split of ``labels``' rows into parts of the given sizes, each class spread over
-    the parts in proportion (sizes must divide evenly by the class counts, as 500-per-class does)."""
+    the parts in proportion (sizes must divide evenly by the class counts, as 500-per-class does).
+    Each part is listed in a seeded order, not sorted: the runs that read a part's first N
+    digits (the suite's test images, the 5,000-step subset, the card's alone check) then read a
+    random sample of it, where sorted rows of a class-sorted file would be digits 0-4 only."""
     generator = torch.Generator().manual_seed(seed)
     parts: dict[str, list[int]] = {name: [] for name in sizes}
     total = labels.numel()
@@ -220,7 +223,8 @@ def stratified_split(labels: torch.Tensor, sizes: dict[str, int], seed: int) -> 
             share = size * rows.numel() // total
             parts[name] += rows[start : start + share].tolist()
             start += share
-    return {name: sorted(rows) for name, rows in parts.items()}
+    orders = {name: torch.randperm(len(rows), generator=generator).tolist() for name, rows in parts.items()}
+    return {name: [parts[name][i] for i in order] for name, order in orders.items()}
 
 
 def mnist_5k_split() -> dict[str, list[int]]:
