@@ -91,7 +91,7 @@ def test_one_quantity_has_one_value_across_the_committed_runs():
         "runs"
     ]
     summary = pd.read_csv(REPO / "docs/reproduction/which_defence_summary.csv")
-    keys = ["defense", "policy", "epsilon"]
+    keys = ["dataset", "defense", "policy", "epsilon"]
     checked = 0
     for run in runs:
         own = pd.read_csv(REPO / run["points"])

@@ -160,3 +160,45 @@ def test_the_legend_names_adversarial_training_and_each_variant_and_says_what_is
     assert label("defense_gan", run="paper's settings", converged=False, budget=math.nan) == (
         "Defense-GAN (clean-all, paper's settings), not converged"
     )
+
+
+def test_each_dataset_keeps_its_own_reference_runs_bare_classifiers_goal_and_panels():
+    from cowboy_pipeline.plots import which_defence_figure
+    from cowboy_pipeline.which import reference_runs
+
+    columns = ["dataset", "defense", "epsilon", "clean_accuracy", "robust_accuracy", "run", "converged", "n"]
+    columns += [f"{name}_ci_{side}" for name in ("clean", "robust") for side in ("low", "high")]
+
+    def frame(rows: list[tuple[str, str, float, float, float]]) -> pd.DataFrame:
+        full = [(*row, "this run", True, 500, row[3], row[3], row[4], row[4]) for row in rows]
+        return pd.DataFrame(full, columns=columns).assign(policy="clean-all")
+
+    fashion = frame(
+        [("fashion_mnist", "none", 0.1, 0.89, 0.0), ("fashion_mnist", "adversarial", 0.1, 0.8, 0.65)]
+    )
+    later = frame(
+        [("fashion_mnist", "none", 0.1, 0.88, 0.0), ("fashion_mnist", "variant_rec", 0.1, 0.8, 0.3)]
+    )
+    digits = frame(
+        [("mnist_5k", "none", eps, 0.98, 0.0) for eps in (0.1, 0.3)]
+        + [("mnist_5k", "adversarial", eps, 0.97, 0.9 - eps) for eps in (0.1, 0.3)]
+        + [("mnist_5k", "cowboy", 0.1, 0.9, 0.5)]
+    )
+    runs = [("anchor", fashion), ("rec run", later), ("mnist run", digits)]
+    assert reference_runs(runs) == {"fashion_mnist": "anchor", "mnist_5k": "mnist run"}
+    points = summary_points(runs)
+    bare = points[points["defense"].isin(["none", "adversarial"])]
+    # The Rec run's own bare classifier is dropped; MNIST's, from a later run, are kept.
+    assert set(zip(bare["dataset"], bare["run"], strict=True)) == {
+        ("fashion_mnist", "anchor"),
+        ("mnist_5k", "mnist run"),
+    }
+    assert goal_region(points, 0.1, "mnist run", dataset="mnist_5k") == (0.98 - 0.05, 0.8)
+    assert goal_region(points, 0.1, "anchor", dataset="fashion_mnist") == (0.89 - 0.05, 0.65)
+    figure = which_defence_figure(points, reference_runs(runs))
+    titles = [ax.get_title() for ax in figure.axes if ax.axison]
+    assert titles == [
+        "fashion_mnist, L-inf epsilon 0.1, n = 500 test images",
+        "mnist_5k, L-inf epsilon 0.1, n = 500 test images",
+        "mnist_5k, L-inf epsilon 0.3, n = 500 test images",
+    ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -270,36 +270,54 @@ def discriminator_study_figure(validation: pd.DataFrame) -> Figure:
     return fig
 
 
-def which_defence_figure(points: pd.DataFrame, reference: str = THIS_RUN) -> Figure:
+def which_defence_figure(points: pd.DataFrame, references: Mapping[str, str] | None = None) -> Figure:
     """Issue 22's "which should I use": clean accuracy (x) against worst-case robust accuracy
-    (y), one panel per epsilon, one point per defence with 95% intervals both ways; a hollow
-    marker where the doubling check says the attack has not converged (an upper bound), a
-    square for another run's point than the reference run's (unpaired with it), and the
+    (y), a row of panels per dataset and one panel per epsilon, one point per defence with 95%
+    intervals both ways; a hollow marker where the doubling check says the attack has not
+    converged (an upper bound), a square for another run's point than the dataset's reference
+    run's (``references``, by dataset; this run's by default: unpaired with it), and the
     goal's region shaded where the reference run gives it."""
-    epsilons = sorted(points["epsilon"].unique())
-    fig, axes = plt.subplots(1, len(epsilons), figsize=(5.6 * len(epsilons), 7.0), squeeze=False)
     points = points if "run" in points else points.assign(run=THIS_RUN)
+    points = points if "dataset" in points else points.assign(dataset="")
+    datasets = list(dict.fromkeys(points["dataset"]))
+    columns = max(points.groupby("dataset")["epsilon"].nunique())
+    fig, axes = plt.subplots(
+        len(datasets), columns, figsize=(5.6 * columns, 7.0 * len(datasets)), squeeze=False
+    )
     colors = point_colors(points)
-    for ax, epsilon in zip(axes[0], epsilons, strict=True):
-        corner = goal_region(points, epsilon, reference)
-        if corner is not None:
-            ax.add_patch(Rectangle(corner, 1.0 - corner[0], 1.02 - corner[1], color="C2", alpha=0.12))
-            ax.text(corner[0] + 0.01, 1.0, "goal", va="top", fontsize=8, color="C2")
-        for row in points[points["epsilon"] == epsilon].itertuples():
-            _draw_point(ax, row, colors[(row.defense, row.run)], reference)
-        ax.set_xlabel("clean accuracy")
-        ax.set_ylabel("robust accuracy, worst case over the suite")
-        ax.set_title(f"L-inf epsilon {epsilon:g}, n = {int(points['n'].max())} test images")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(-0.02, 1.02)
-        # Below the axes: inside them the legend hid the adversarial-training point.
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13))
+    for row_axes, dataset in zip(axes, datasets, strict=True):
+        own = points[points["dataset"] == dataset]
+        reference = (references or {}).get(dataset, THIS_RUN)
+        epsilons = sorted(own["epsilon"].unique())
+        for ax in row_axes[len(epsilons) :]:
+            ax.set_axis_off()
+        for ax, epsilon in zip(row_axes, epsilons, strict=False):
+            _which_panel(ax, own, epsilon, reference, colors)
+            where = f"{dataset}, " if dataset else ""
+            ax.set_title(f"{where}L-inf epsilon {epsilon:g}, n = {int(own['n'].max())} test images")
     fig.suptitle(
         "Which defence? Clean against robust accuracy\n"
         "(hollow: the attack has not converged; square: another run's committed point, unpaired)"
     )
     fig.tight_layout()
     return fig
+
+
+def _which_panel(
+    ax: Axes, points: pd.DataFrame, epsilon: float, reference: str, colors: dict[tuple[str, str], str]
+) -> None:
+    corner = goal_region(points, epsilon, reference)
+    if corner is not None:
+        ax.add_patch(Rectangle(corner, 1.0 - corner[0], 1.02 - corner[1], color="C2", alpha=0.12))
+        ax.text(corner[0] + 0.01, 1.0, "goal", va="top", fontsize=8, color="C2")
+    for row in points[points["epsilon"] == epsilon].itertuples():
+        _draw_point(ax, row, colors[(row.defense, row.run)], reference)
+    ax.set_xlabel("clean accuracy")
+    ax.set_ylabel("robust accuracy, worst case over the suite")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.02, 1.02)
+    # Below the axes: inside them the legend hid the adversarial-training point.
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13))
 
 
 def point_colors(points: pd.DataFrame) -> dict[tuple[str, str], str]:

@@ -51,13 +51,16 @@ GOAL_CLEAN_COST = 0.05  # issue 22: at most 5 points of clean accuracy below the
 
 
 def goal_region(
-    points: pd.DataFrame, epsilon: float, reference: str = THIS_RUN
+    points: pd.DataFrame, epsilon: float, reference: str = THIS_RUN, dataset: str | None = None
 ) -> tuple[float, float] | None:
-    """Issue 22's goal at one epsilon, as the lower-left corner (clean, robust) of the region a
-    clean-all variant must reach: within GOAL_CLEAN_COST of the reference run's undefended
-    clean accuracy, and at least its adversarial training's robust accuracy. None unless that
-    run attacked both; the region is only meaningful on the same images."""
+    """Issue 22's goal at one epsilon (of one dataset, where the points hold several), as the
+    lower-left corner (clean, robust) of the region a clean-all variant must reach: within
+    GOAL_CLEAN_COST of the reference run's undefended clean accuracy, and at least its
+    adversarial training's robust accuracy. None unless that run attacked both; the region is
+    only meaningful on the same images."""
     own = points[(points["epsilon"] == epsilon) & (points.get("run", THIS_RUN) == reference)]
+    if dataset is not None:
+        own = own[own["dataset"] == dataset]
     own = own.set_index("defense")
     if not {"none", REFERENCE} <= set(own.index):
         return None
@@ -65,22 +68,46 @@ def goal_region(
     return clean, float(own.loc[REFERENCE, "robust_accuracy"])
 
 
+def reference_runs(runs: Sequence[tuple[str, pd.DataFrame]]) -> dict[str, str]:
+    """Each dataset's reference run: the first run that holds its points. Its bare classifiers
+    are the ones drawn, and they set that dataset's goal."""
+    references: dict[str, str] = {}
+    for label, frame in runs:
+        for dataset in _datasets(frame):
+            references.setdefault(dataset, label)
+    return references
+
+
 def summary_points(runs: Sequence[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
-    """Every run's points in one table, for one figure across runs. A file's own points ("this
-    run") take its run's label; the points it drew from earlier runs are kept once, under
-    their labels, and a run's own row wins over a copy another run drew (only the own row has
-    the paired differences). Every run retrains the bare classifiers: the first run's alone
-    are kept, and they set the goal. Rows of different runs share the test images and the
-    suite but are unpaired; each keeps what its own run paired against its own adversarial
-    training."""
+    """Every run's points in one table, for one figure across runs and datasets. A file's own
+    points ("this run") take its run's label; the points it drew from earlier runs are kept
+    once, under their labels, and a run's own row wins over a copy another run drew (only the
+    own row has the paired differences). Every run retrains the bare classifiers: each
+    dataset's reference run's alone are kept. Rows of different runs share the test images
+    and the suite but are unpaired; each keeps what its own run paired against its own
+    adversarial training."""
     frames = [
-        frame.assign(own=frame["run"] == THIS_RUN, run=frame["run"].where(frame["run"] != THIS_RUN, label))
+        frame.assign(
+            own=frame["run"] == THIS_RUN,
+            run=frame["run"].where(frame["run"] != THIS_RUN, label),
+            dataset=_datasets(frame, per_row=True),
+        )
         for label, frame in runs
     ]
     points = pd.concat(frames, ignore_index=True).sort_values("own", ascending=False, kind="stable")
-    points = points[~points["defense"].isin(BARE) | (points["run"] == runs[0][0])]
-    points = points.drop_duplicates(["defense", "epsilon", "run"], keep="first")
+    reference = points["dataset"].map(reference_runs(runs))
+    points = points[~points["defense"].isin(BARE) | (points["run"] == reference)]
+    points = points.drop_duplicates(["dataset", "defense", "epsilon", "run"], keep="first")
     return points.drop(columns="own").sort_index().reset_index(drop=True)
+
+
+UNNAMED_DATASET = ""  # points written before the tables named their dataset
+
+
+def _datasets(frame: pd.DataFrame, per_row: bool = False) -> Any:
+    """A points table's datasets in order (or, ``per_row``, its dataset column)."""
+    column = frame["dataset"] if "dataset" in frame else pd.Series(UNNAMED_DATASET, index=frame.index)
+    return column if per_row else list(dict.fromkeys(column))
 
 
 def earlier_points(
