@@ -23,7 +23,7 @@ from cowboy_core.io import atomic_path
 
 from .statistics import paired_comparison
 from .suite_paths import VARIANT_PREFIX
-from .which import BARE, THIS_RUN, goal_region
+from .which import BARE, THIS_RUN, datasets_of, goal_region
 
 
 def save_figure(figure: Figure, path: str | Path) -> None:
@@ -278,8 +278,8 @@ def which_defence_figure(points: pd.DataFrame, references: Mapping[str, str] | N
     run's (``references``, by dataset; this run's by default: unpaired with it), and the
     goal's region shaded where the reference run gives it."""
     points = points if "run" in points else points.assign(run=THIS_RUN)
-    points = points if "dataset" in points else points.assign(dataset="")
-    datasets = list(dict.fromkeys(points["dataset"]))
+    points = points.assign(dataset=datasets_of(points, per_row=True))
+    datasets = datasets_of(points)
     columns = max(points.groupby("dataset")["epsilon"].nunique())
     fig, axes = plt.subplots(
         len(datasets), columns, figsize=(5.6 * columns, 7.0 * len(datasets)), squeeze=False

@@ -73,7 +73,7 @@ def reference_runs(runs: Sequence[tuple[str, pd.DataFrame]]) -> dict[str, str]:
     are the ones drawn, and they set that dataset's goal."""
     references: dict[str, str] = {}
     for label, frame in runs:
-        for dataset in _datasets(frame):
+        for dataset in datasets_of(frame):
             references.setdefault(dataset, label)
     return references
 
@@ -90,7 +90,7 @@ def summary_points(runs: Sequence[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
         frame.assign(
             own=frame["run"] == THIS_RUN,
             run=frame["run"].where(frame["run"] != THIS_RUN, label),
-            dataset=_datasets(frame, per_row=True),
+            dataset=datasets_of(frame, per_row=True),
         )
         for label, frame in runs
     ]
@@ -104,8 +104,9 @@ def summary_points(runs: Sequence[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
 UNNAMED_DATASET = ""  # points written before the tables named their dataset
 
 
-def _datasets(frame: pd.DataFrame, per_row: bool = False) -> Any:
-    """A points table's datasets in order (or, ``per_row``, its dataset column)."""
+def datasets_of(frame: pd.DataFrame, per_row: bool = False) -> Any:
+    """A points table's datasets in order (or, ``per_row``, its dataset column; unnamed where
+    the table has none)."""
     column = frame["dataset"] if "dataset" in frame else pd.Series(UNNAMED_DATASET, index=frame.index)
     return column if per_row else list(dict.fromkeys(column))
 
