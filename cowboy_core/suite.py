@@ -118,6 +118,11 @@ def still_defended(policies: tuple[str, ...]) -> Images:
     return images
 
 
+def among(range_of: Images, which: Images) -> Images:
+    """The images of ``range_of`` that ``which`` also selects."""
+    return lambda board: np.intersect1d(range_of(board), which(board))
+
+
 class Scoreboard:
     """Per image and policy, whether every worst-case attack so far was defended; and the rows
     of the suite's table: image, attack, policy, seed, worst_case, defended."""
@@ -272,17 +277,20 @@ class Attacks:
         settings = {"epsilon": self.epsilon, "steps": self.suite.steps, "seed": self.seed, **budget}
         return lambda i: apgd(model, self.x[i], self.y[i], restarts=restarts, loss=loss, **settings)
 
-    def square(self, model: DefendedModel) -> AttackStep:
+    def square(self, model: DefendedModel, policies: tuple[str, ...]) -> AttackStep:
+        """Square on the set's first ``square_images`` that some of ``policies`` still defends:
+        as in AutoAttack, a further attack cannot lower the worst case where it is already 0, and
+        those images took most of its queries once the gradient attacks had run."""
         queries, eps, seed = self.suite.square_queries, self.epsilon, self.seed
         attack = lambda i: square(model, self.x[i], self.y[i], epsilon=eps, queries=queries, seed=seed)  # noqa: E731
-        return AttackStep("square", first(self.suite.square_images), attack)
+        return AttackStep("square", among(first(self.suite.square_images), still_defended(policies)), attack)
 
     def undefended(self) -> Iterator[AttackStep]:
         bare, alive = DefendedModel(self.classifier, None), still_defended((UNDEFENDED,))
         yield AttackStep("clean", everything, lambda i: self.x)
         yield AttackStep("transfer_apgd_ce", everything, self.apgd(bare))
         yield AttackStep("apgd_dlr", alive, self.apgd(bare, loss="dlr"))
-        yield self.square(bare)
+        yield self.square(bare, (UNDEFENDED,))
 
     def defended(self, defense: Cowboy, *, median_real_score: float, checks: bool) -> Iterator[AttackStep]:
         yield AttackStep("clean", everything, lambda i: self.x)
@@ -308,7 +316,7 @@ class Attacks:
         through_smooth = self.apgd(smooth, steps=self.suite.surrogate_steps)
         yield AttackStep("surrogate_apgd_ce", still_defended(CLEANING), through_smooth)
         yield AttackStep("latent", still_defended(CLEANING), self.latent(defense))
-        yield self.square(bpda)
+        yield self.square(bpda, tuple(policy.value for policy in Policy))
         if defense.uses_seed:  # else EOT over fresh seeds is bpda_apgd_ce again, at fewer steps
             eot = DefendedModel(self.classifier, defense, seed=None)
             fresh = self.apgd(eot, steps=self.suite.fresh_steps, eot=self.suite.eot)

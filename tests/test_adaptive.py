@@ -339,6 +339,23 @@ def test_a_sharded_run_attacks_the_sets_first_images_with_the_steps_limited_to_t
     assert "square" not in set(late["attack"])
 
 
+def test_square_runs_on_the_sets_first_images_that_some_policy_still_defends(setup):
+    """As in AutoAttack, Square skips the images every earlier attack already broke under
+    every policy: among the first square_images, only those some policy still defends."""
+    from cowboy_core.suite import Attacks, DefendedModel, Scoreboard
+
+    classifier, x, y = setup
+    suite = Suite(square_images=4, square_queries=1)
+    attacks = Attacks(classifier, x[:6], y[:6], epsilon=0.1, suite=suite, seed=0)
+    board = Scoreboard(classifier, None, y[:6], seed=0)
+    board.robust["undefended"][:] = [True, False, True, False, True, True]
+    step = attacks.square(DefendedModel(classifier, None), ("undefended",))
+    assert step.images(board).tolist() == [0, 2]  # 4 and 5 lie past the first four images
+    shard = Scoreboard(classifier, None, y[:6], seed=0, first_image=2)
+    shard.robust["undefended"][:] = [False, True, True, True, True, True]
+    assert step.images(shard).tolist() == [1]  # the set's images 2 and 3: 2 is broken
+
+
 @pytest.mark.slow
 def test_every_gradient_the_suite_takes_through_a_defence_runs_inside_its_kernels(
     setup, tiny_gan, monkeypatch

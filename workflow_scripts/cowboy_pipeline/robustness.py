@@ -123,6 +123,8 @@ def _with_attack(worst: pd.Series, extra: pd.Series) -> pd.Series:
 
 # Carlini et al.'s comparisons: (check, rule, left attack, right attack, sign). "worst" is the
 # worst case over every gradient attack; "worst+X" is that worst case with attack X added.
+# Square runs only where some policy was still defended when its turn came (AutoAttack's rule),
+# so its check compares the two on those images: a break it finds there counts in full.
 CARLINI_CHECKS = [
     ("iterative beats single-step", "iterative <= single step + noise",
      "check_unrolled_apgd_ce_2x", "bpda_single_step", 1),
