@@ -106,11 +106,12 @@ use rule robustness as robustness_shard with:
         "results/benchmarks/robustness/{dataset}/shards/{defense}_eps{epsilon}_s{scale}_images{start}-{stop}.tsv"
 
 
-# The convergence check's shards, each starting from the main run's outcome on its images.
+# The convergence check's shards, each starting from the main run's outcome on its images (its
+# shard of them, where the main run is sharded: the check then need not wait for the rest).
 use rule robustness_shard as robustness_doubled_shard with:
     input:
         unpack(suite.suite_inputs),
-        main=suite.robustness_main_run,
+        main=suite.robustness_check_start,
     output:
         "results/robustness/{dataset}/shards/{defense}_eps{epsilon}_x2_images{start}-{stop}.parquet",
     params:

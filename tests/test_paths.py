@@ -136,6 +136,14 @@ def test_a_sharded_main_run_splits_its_images_and_climbs_from_the_run_below(tiny
     sharded["robustness"]["double_images"] = 6
     checks = suite_paths.robustness_check_shards(sharded, run)
     assert [re.search(r"_x2_images(\d+-\d+)\.parquet$", path).group(1) for path in checks] == ["0-4", "4-6"]
+    # Each check shard starts from the main run's shard holding its images, not the whole run.
+    starts = [
+        suite_paths.robustness_check_start(sharded, SimpleNamespace(**vars(run), start=s)) for s in ("0", "4")
+    ]
+    assert starts == suite_paths.robustness_shards(sharded, climbed)[:2]  # the config's rung, s2
+    sharded["robustness"]["shard_images"] = None  # the main run one job: the check starts from it
+    whole = suite_paths.robustness_check_start(sharded, SimpleNamespace(**vars(run), start="0"))
+    assert whole == suite_paths.robustness_main_run(sharded, run)
 
 
 def test_card_grid_setting_fills_unnamed_fields_from_the_cleaning_section(tiny):

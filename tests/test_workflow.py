@@ -360,7 +360,7 @@ def test_a_sharded_main_run_gathers_its_shards_and_the_check_and_report_read_it(
     """robustness.shard_images splits a main run by image (a long run then resumes by shard):
     three shards of the bare classifier's run and two of its check, each gathered into the
     run's file that the report reads as before. Square still runs on the run's first four
-    images only, and the check's shards start from the main run."""
+    images only, and the check's shards start from the main run's shards of their images."""
     sharded = tmp_path / "sharded"
     copy_tree(tiny_run, sharded)
     config = yaml.safe_load((sharded / "config.yaml").read_text())
@@ -384,7 +384,7 @@ def test_a_sharded_main_run_gathers_its_shards_and_the_check_and_report_read_it(
     test_index = load_tensors(str(sharded / "results/data/fashion_mnist/eval.safetensors"))[0]["test_index"]
     assert set(rows["image"]) == set(test_index[:8].tolist())
     assert set(rows[rows["attack"] == "square"]["image"]) <= set(test_index[:4].tolist())
-    # The check's two shards (its first four images) start from the gathered main run.
+    # The check's two shards (its first four images) start from the main run's shards 0-3, 3-6.
     check = pd.read_parquet(sharded / "results/robustness/fashion_mnist/none_eps0.3_x2.parquet")
     assert set(check["image"]) == set(test_index[:4].tolist()) and "earlier_run" in set(check["attack"])
     assert not check["attack"].str.startswith("check_").any() and set(check["budget"]) == {2}

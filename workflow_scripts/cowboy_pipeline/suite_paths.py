@@ -87,6 +87,20 @@ def robustness_main_run(config: Config, wildcards: Any) -> str:
     return _run_path(wildcards.dataset, wildcards.defense, wildcards.epsilon, config["robustness"]["scale"])
 
 
+def robustness_check_start(config: Config, wildcards: Any) -> str:
+    """What a convergence-check shard starts from: the main run's shard of the same first image
+    where the main run is sharded too (both step by shard_images from 0), so that the check on
+    the first images runs, and can fail, before the main run's later shards have; else the
+    main run."""
+    robustness = config["robustness"]
+    per_shard, size, scale = robustness["shard_images"], robustness["size"], robustness["scale"]
+    if per_shard is None or per_shard >= size:
+        return robustness_main_run(config, wildcards)
+    start = int(wildcards.start)
+    run = f"{wildcards.dataset}/shards/{wildcards.defense}_eps{wildcards.epsilon}_s{scale}"
+    return f"results/robustness/{run}_images{start}-{min(start + per_shard, size)}.parquet"
+
+
 def robustness_half_scale_run(config: Config, wildcards: Any) -> str:
     """A run at scale s > 1 starts from the run at s / 2 on the same (all) images."""
     return _run_path(wildcards.dataset, wildcards.defense, wildcards.epsilon, int(wildcards.scale) // 2)
