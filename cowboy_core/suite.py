@@ -90,12 +90,16 @@ Attack = Callable[[np.ndarray], torch.Tensor]
 @dataclass(frozen=True)
 class AttackStep:
     """One attack of the suite: which images it runs on (given what is still defended), how it
-    perturbs them, and whether its result counts towards the worst case (a check does not)."""
+    perturbs them, and whether its result counts towards the worst case (a check does not).
+    ``only``, if set, picks the images of ``images`` it attacks; the rest are recorded as
+    covered and not attacked (NaN), so that a check comparing it with the other attacks still
+    compares on every image it covers."""
 
     name: str
     images: Images
     attack: Attack
     worst_case: bool = True
+    only: Images | None = None
 
 
 def everything(board: Scoreboard) -> np.ndarray:
@@ -116,11 +120,6 @@ def still_defended(policies: tuple[str, ...]) -> Images:
         return np.flatnonzero(np.any([board.robust[p] for p in names], axis=0))
 
     return images
-
-
-def among(range_of: Images, which: Images) -> Images:
-    """The images of ``range_of`` that ``which`` also selects."""
-    return lambda board: np.intersect1d(range_of(board), which(board))
 
 
 class Scoreboard:
@@ -156,20 +155,31 @@ class Scoreboard:
         fresh = fixed if seedless else self.correct(x_adv, index, FRESH_SEED)
         for seed_kind, found in (("fixed", fixed), ("fresh", fresh)):
             for policy, right in found.items():
-                self.rows.append(
-                    pd.DataFrame(
-                        {
-                            "image": index,
-                            "attack": step.name,
-                            "policy": policy,
-                            "seed": seed_kind,
-                            "worst_case": step.worst_case,
-                            "defended": right.astype(float),
-                        }
-                    )
-                )
+                self.add_rows(step, index, policy, seed_kind, right.astype(float))
                 if seed_kind == "fixed" and step.worst_case:
                     self.robust[policy][index] &= right
+
+    def record_not_attacked(self, step: AttackStep, index: np.ndarray) -> None:
+        """``index``: images ``step`` covers and skipped, each already broken under every policy."""
+        for seed_kind in ("fixed", "fresh"):
+            for policy in self.robust:
+                self.add_rows(step, index, policy, seed_kind, np.full(len(index), np.nan))
+
+    def add_rows(
+        self, step: AttackStep, index: np.ndarray, policy: str, seed_kind: str, defended: np.ndarray
+    ) -> None:
+        self.rows.append(
+            pd.DataFrame(
+                {
+                    "image": index,
+                    "attack": step.name,
+                    "policy": policy,
+                    "seed": seed_kind,
+                    "worst_case": step.worst_case,
+                    "defended": defended,
+                }
+            )
+        )
 
     def start_from(self, broken: dict[str, np.ndarray]) -> None:
         """Start with the images an earlier run broke, per policy at the fixed seed (a boolean
@@ -244,6 +254,10 @@ def run_suite(
         steps = attacks.defended(defense, median_real_score=median_real_score, checks=checks)
     for step in steps:
         index = step.images(board)
+        if step.only is not None:
+            attacked = np.intersect1d(index, step.only(board))
+            board.record_not_attacked(step, np.setdiff1d(index, attacked))
+            index = attacked
         if len(index) == 0:  # every image is already broken under the policies it can affect
             continue
         # On CUDA an attack's backward passes through the cleaning run after the cleaning's own
@@ -278,12 +292,12 @@ class Attacks:
         return lambda i: apgd(model, self.x[i], self.y[i], restarts=restarts, loss=loss, **settings)
 
     def square(self, model: DefendedModel, policies: tuple[str, ...]) -> AttackStep:
-        """Square on the set's first ``square_images`` that some of ``policies`` still defends:
-        as in AutoAttack, a further attack cannot lower the worst case where it is already 0, and
-        those images took most of its queries once the gradient attacks had run."""
+        """Square covers the set's first ``square_images`` and attacks those some of ``policies``
+        still defends: as in AutoAttack, a further attack cannot lower a worst case that is already
+        0, and those images took most of its queries once the gradient attacks had run."""
         queries, eps, seed = self.suite.square_queries, self.epsilon, self.seed
         attack = lambda i: square(model, self.x[i], self.y[i], epsilon=eps, queries=queries, seed=seed)  # noqa: E731
-        return AttackStep("square", among(first(self.suite.square_images), still_defended(policies)), attack)
+        return AttackStep("square", first(self.suite.square_images), attack, only=still_defended(policies))
 
     def undefended(self) -> Iterator[AttackStep]:
         bare, alive = DefendedModel(self.classifier, None), still_defended((UNDEFENDED,))

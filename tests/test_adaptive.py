@@ -339,21 +339,50 @@ def test_a_sharded_run_attacks_the_sets_first_images_with_the_steps_limited_to_t
     assert "square" not in set(late["attack"])
 
 
-def test_square_runs_on_the_sets_first_images_that_some_policy_still_defends(setup):
+def test_square_covers_the_sets_first_images_and_attacks_those_some_policy_still_defends(setup):
     """As in AutoAttack, Square skips the images every earlier attack already broke under
-    every policy: among the first square_images, only those some policy still defends."""
+    every policy: it covers the set's first square_images and attacks only the defended ones;
+    the rest become NaN rows, under every policy and seed."""
     from cowboy_core.suite import Attacks, DefendedModel, Scoreboard
 
     classifier, x, y = setup
-    suite = Suite(square_images=4, square_queries=1)
-    attacks = Attacks(classifier, x[:6], y[:6], epsilon=0.1, suite=suite, seed=0)
+    attacks = Attacks(classifier, x[:6], y[:6], epsilon=0.1, suite=Suite(square_images=4), seed=0)
+    step = attacks.square(DefendedModel(classifier, None), ("undefended",))
     board = Scoreboard(classifier, None, y[:6], seed=0)
     board.robust["undefended"][:] = [True, False, True, False, True, True]
-    step = attacks.square(DefendedModel(classifier, None), ("undefended",))
-    assert step.images(board).tolist() == [0, 2]  # 4 and 5 lie past the first four images
-    shard = Scoreboard(classifier, None, y[:6], seed=0, first_image=2)
-    shard.robust["undefended"][:] = [False, True, True, True, True, True]
-    assert step.images(shard).tolist() == [1]  # the set's images 2 and 3: 2 is broken
+    assert step.only is not None
+    assert step.images(board).tolist() == [0, 1, 2, 3] and step.only(board).tolist() == [0, 2, 4, 5]
+    shard = Scoreboard(classifier, None, y[:6], seed=0, first_image=2)  # the set's images 2-7
+    assert step.images(shard).tolist() == [0, 1]
+    board.record_not_attacked(step, np.array([1, 3]))
+    rows = pd.concat(board.rows)
+    assert rows["image"].tolist() == [1, 3, 1, 3] and rows["defended"].isna().all()
+    assert set(rows["seed"]) == {"fixed", "fresh"} and set(rows["attack"]) == {"square"}
+
+
+def test_the_gradient_free_check_compares_on_every_image_square_covers():
+    """Square's NaN rows (covered, skipped: already broken) count as the worst case there, so
+    the check compares on all it covers, as when Square attacked them all; a Square left nothing
+    to attack (the gradients broke every image it covers) cannot be stronger: it passes."""
+
+    def checks(defended_by_gradients: int, square: list[float]) -> pd.Series:
+        outcomes = {
+            "transfer_apgd_ce": [1.0] * 40,
+            "bpda_apgd_ce": [1.0] * defended_by_gradients + [0.0] * (40 - defended_by_gradients),
+            "square": square,
+        }
+        rows = [
+            pd.DataFrame({"epsilon": 0.1, "policy": "clean-all", "seed": "fixed", "defense": "cowboy",
+                          "image": range(40), "attack": attack, "defended": defended})
+            for attack, defended in outcomes.items()
+        ]  # fmt: skip
+        table = carlini_checks(pd.concat(rows), epsilon=0.1).set_index("check")
+        return table.loc["gradient-free no stronger than gradients", ["left", "right", "n", "passed"]]
+
+    skipped = [np.nan] * 20
+    assert checks(20, [1.0] * 20 + skipped).tolist() == [0.5, 0.5, 40, True]
+    assert checks(20, [0.0] * 20 + skipped).tolist() == [0.0, 0.5, 40, False]
+    assert checks(0, [np.nan] * 40).tolist() == [0.0, 0.0, 40, True]
 
 
 @pytest.mark.slow

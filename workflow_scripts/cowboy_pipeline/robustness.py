@@ -115,16 +115,17 @@ def _check(
 
 
 def _with_attack(worst: pd.Series, extra: pd.Series) -> pd.Series:
-    """The worst case with one more attack, on the images it ran on: what it finds beyond
-    every other attack."""
+    """The worst case with one more attack, on the images it covered: what it finds beyond
+    every other attack (where it skipped an image already broken, NaN, the worst case)."""
     common = worst.index.intersection(extra.index)
     return pd.concat([worst[common], extra[common]], axis=1).min(axis=1)
 
 
 # Carlini et al.'s comparisons: (check, rule, left attack, right attack, sign). "worst" is the
 # worst case over every gradient attack; "worst+X" is that worst case with attack X added.
-# Square runs only where some policy was still defended when its turn came (AutoAttack's rule),
-# so its check compares the two on those images: a break it finds there counts in full.
+# Square attacks only what some policy still defends when its turn comes (AutoAttack's rule);
+# the rest of the images it covers are NaN rows, the worst case there, so the check compares
+# on all of them, as when it attacked all.
 CARLINI_CHECKS = [
     ("iterative beats single-step", "iterative <= single step + noise",
      "check_unrolled_apgd_ce_2x", "bpda_single_step", 1),
@@ -156,16 +157,17 @@ CHECK_COLUMNS = ["defense", "epsilon", "check", "rule", "left", "right", "noise"
 
 def _check_outcomes(frame: pd.DataFrame) -> Callable[[str], pd.Series]:
     """Per image, defended or not, by attack name; "worst" and "worst+X" as in CARLINI_CHECKS."""
-    by_attack = {a: g.set_index("image")["defended"].dropna() for a, g in frame.groupby("attack")}
-    gradient = [a for a in by_attack if a not in ("square", "clean") and not a.startswith("check_")]
-    worst = pd.concat([by_attack[a] for a in gradient], axis=1).min(axis=1)
+    # NaN rows: images an attack covered and skipped (already broken); "worst+X" keeps them.
+    covered = {a: g.set_index("image")["defended"] for a, g in frame.groupby("attack")}
+    gradient = [a for a in covered if a not in ("square", "clean") and not a.startswith("check_")]
+    worst = pd.concat([covered[a] for a in gradient], axis=1).min(axis=1)
 
     def outcome(name: str) -> pd.Series:
         if name == "worst":
             return worst
         if name.startswith("worst+"):
-            return _with_attack(worst, outcome(name.removeprefix("worst+")))
-        return by_attack.get(name, pd.Series(dtype=float))
+            return _with_attack(worst, covered.get(name.removeprefix("worst+"), pd.Series(dtype=float)))
+        return covered.get(name, pd.Series(dtype=float)).dropna()
 
     return outcome
 
