@@ -1,7 +1,9 @@
 """The real pipeline on tests/config/tiny.yaml (real Fashion-MNIST, tiny sizes)."""
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ import yaml
 
 from cowboy_core.card import classifier_fingerprint
 from cowboy_core.io import load_models, load_tensors
+from cowboy_pipeline import shard_archive
 
 from .conftest import REPO, copy_tree, job_counts, run_snakemake
 
@@ -354,19 +357,26 @@ def test_adding_an_epsilon_reruns_nothing_of_the_epsilons_already_run(tiny_run: 
     assert not [line for line in outputs if "eps0.3" in line]
 
 
+@pytest.fixture(scope="module")
+def sharded_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[str, ...]]:
+    """The tiny run with the bare classifier's suite split into shards of three images; its
+    directory and the arguments that run it (not yet run)."""
+    sharded = tmp_path_factory.mktemp("sharded") / "run"
+    copy_tree(tiny_run, sharded)
+    config = yaml.safe_load((sharded / "config.yaml").read_text())
+    config["robustness"] |= {"defenses": ["none"], "shard_images": 3}
+    (sharded / "sharded.yaml").write_text(yaml.safe_dump(config))
+    return sharded, ("results/robustness.csv", "--cores", "2", "--configfile", str(sharded / "sharded.yaml"))
+
+
 def test_a_sharded_main_run_gathers_its_shards_and_the_check_and_report_read_it(
-    tiny_run: Path, tmp_path: Path
+    sharded_run: tuple[Path, tuple[str, ...]],
 ):
     """robustness.shard_images splits a main run by image (a long run then resumes by shard):
     three shards of the bare classifier's run and two of its check, each gathered into the
     run's file that the report reads as before. Square still runs on the run's first four
     images only, and the check's shards start from the main run's shards of their images."""
-    sharded = tmp_path / "sharded"
-    copy_tree(tiny_run, sharded)
-    config = yaml.safe_load((sharded / "config.yaml").read_text())
-    config["robustness"] |= {"defenses": ["none"], "shard_images": 3}
-    (sharded / "sharded.yaml").write_text(yaml.safe_dump(config))
-    args = ("results/robustness.csv", "--cores", "2", "--configfile", str(sharded / "sharded.yaml"))
+    sharded, args = sharded_run
     counts = job_counts(run_snakemake(sharded, "-n", *args).stdout)
     assert counts == {
         "robustness_shard": 3,
@@ -395,3 +405,48 @@ def test_a_sharded_main_run_gathers_its_shards_and_the_check_and_report_read_it(
     assert set(idle["attack"]) <= {"square"} and idle["robust_accuracy"].isna().all()
     so_far = table.groupby(["policy", "seed", "epsilon"])["worst_case_so_far"]
     assert (table.loc[idle.index, "worst_case_so_far"] == so_far.shift(1).loc[idle.index]).all()
+
+
+def _new_machine(run: Path, to: Path) -> Path:
+    """The run as a new machine has it once the upstream jobs reran: every file but the suite's
+    outputs, and no Snakemake metadata."""
+    copy_tree(run, to)
+    shutil.rmtree(to / ".snakemake")
+    for made in [*(to / "results/robustness").rglob("*.parquet"), *(to / "results").glob("robustness*.csv")]:
+        made.unlink()
+    return to
+
+
+def test_finished_shards_carried_to_a_new_machine_rerun_nothing_unless_an_input_differs(
+    sharded_run: tuple[Path, tuple[str, ...]], tmp_path: Path
+):
+    """The shard archive (a suite longer than a machine's life resumes through git): saved
+    from the finished run, it restores every shard on a machine whose upstream bits are the
+    same, and Snakemake then only gathers them; a different classifier restores nothing, and
+    a tampered archive is refused with one line."""
+    sharded, args = sharded_run
+    if not (sharded / "results/robustness.csv").exists():
+        run_snakemake(sharded, *args)
+    archive = tmp_path / "archive"
+    assert shard_archive.main(["save", str(sharded), str(archive), "--", *args[:1], *args[3:]]) == 0
+    manifest = json.loads((archive / "manifest.json").read_text())
+    assert len(manifest["shards"]) == 5  # three main shards and two of the check
+
+    same = _new_machine(sharded, tmp_path / "same")
+    restored, skipped = shard_archive.restore(same, archive)
+    assert (len(restored), skipped) == (5, {})
+    counts = job_counts(run_snakemake(same, "-n", *args).stdout)
+    assert counts == {"robustness": 1, "robustness_doubled": 1, "robustness_report": 1}
+
+    other = _new_machine(sharded, tmp_path / "other")
+    classifier = other / "results/models/fashion_mnist/classifier.safetensors"
+    classifier.write_bytes(classifier.read_bytes() + b" ")
+    restored, skipped = shard_archive.restore(other, archive)
+    assert restored == [] and all("differs" in reason for reason in skipped.values())
+
+    shard = next((archive / "results/robustness").rglob("*.parquet"))
+    shard.write_bytes(shard.read_bytes()[:-1])
+    command = [sys.executable, "-m", "cowboy_pipeline.shard_archive", "restore", str(same), str(archive)]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow_scripts")}
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "hash" in proc.stderr

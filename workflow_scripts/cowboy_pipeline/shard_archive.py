@@ -1,0 +1,205 @@
+"""Carry a long run's finished suite shards from one machine to the next, through git.
+
+A suite that needs more sessions than a machine lives (MNIST's needs several) resumes only if
+its finished shards outlive the machine. `save` copies each finished shard (its parquet, log
+and benchmark) into a committed folder, with the SHA-256 of every input Snakemake recorded
+for it and a fingerprint of the code that runs it. On a new machine, once the upstream jobs
+have rerun (they are seeded, so they write the same bits on the same kind of CPU), `restore`
+copies back each shard whose inputs and code hash the same, and Snakemake resumes from there.
+A shard whose inputs or code differ stays behind, and reruns.
+
+    cd CHECKOUT && PYTHONPATH=workflow_scripts python -m cowboy_pipeline.shard_archive \\
+        save RUN_DIR ARCHIVE -- results/robustness.csv --configfile config/reproduce-mnist.yaml
+    ... restore RUN_DIR ARCHIVE
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cowboy_core
+from cowboy_core.io import atomic_path, write_text
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+SHARD_DIR = "results/robustness/"  # the suite's shards: results/robustness/{dataset}/shards/
+# What a shard's job runs: the library, the pipeline's scripts and rules, and the configs.
+# This file is left out: it moves outputs, and no job imports it.
+CODE = ("workflow_scripts", "rules", "config", "Snakefile")
+
+
+class ArchiveError(ValueError):
+    """An archive or run directory that cannot be saved or restored as asked."""
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _code_files(root: Path, names: Iterable[str]) -> Iterable[Path]:
+    for name in names:
+        path = root / name
+        files = sorted(path.rglob("*")) if path.is_dir() else [path]
+        yield from (f for f in files if f.is_file() and "__pycache__" not in f.parts)
+
+
+def code_fingerprint(checkout: Path = CHECKOUT) -> dict[str, str]:
+    """One digest for the library that jobs import and one for the checkout's pipeline code."""
+    library = Path(cowboy_core.__file__).parent
+    parts = {"cowboy_core": (library, ["."]), "pipeline": (checkout, CODE)}
+    fingerprint = {}
+    for part, (root, names) in parts.items():
+        digest = hashlib.sha256()
+        for file in _code_files(root, names):
+            if file.resolve() == Path(__file__).resolve():
+                continue
+            digest.update(f"{file.relative_to(root)}\0{sha256(file)}\n".encode())
+        fingerprint[part] = digest.hexdigest()
+    return fingerprint
+
+
+def _listed(field: str) -> list[str]:
+    """A summary cell's comma-separated paths ('-' or empty: none)."""
+    return [path for path in field.split(",") if path and path != "-"]
+
+
+def finished_shards(summary_tsv: str) -> list[dict[str, Any]]:
+    """The shards that Snakemake's --detailed-summary calls done and current: its output, logs
+    and inputs."""
+    rows = csv.DictReader(io.StringIO(summary_tsv), delimiter="\t")
+    shards = []
+    for row in rows:
+        output = row.get("output_file", "")
+        if not (output.startswith(SHARD_DIR) and "/shards/" in output):
+            continue
+        if row.get("status") != "ok" or row.get("plan") != "no update":
+            continue
+        logs, inputs = _listed(row.get("log-file(s)", "")), _listed(row.get("input-file(s)", ""))
+        shards.append({"output": output, "logs": logs, "inputs": inputs})
+    return shards
+
+
+def benchmark_of(output: str) -> str:
+    """The rule's benchmark file, which mirrors the shard's path (rules/adaptive.smk)."""
+    return "results/benchmarks/" + output.removeprefix("results/").removesuffix(".parquet") + ".tsv"
+
+
+def snakemake_summary(run_dir: Path, snakemake_args: Sequence[str]) -> str:
+    command = [sys.executable, "-m", "snakemake", "-s", str(CHECKOUT / "Snakefile")]
+    command += ["--directory", str(run_dir), "--detailed-summary", *snakemake_args]
+    done = subprocess.run(command, cwd=CHECKOUT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ArchiveError(f"snakemake --detailed-summary failed: {done.stderr.strip().splitlines()[-1:]}")
+    return done.stdout
+
+
+def save(run_dir: Path, archive: Path, shards: list[dict[str, Any]]) -> int:
+    """Copy each finished shard into the archive (replacing an older copy) and write the
+    manifest; return how many the archive now holds."""
+    manifest = read_manifest(archive) if (archive / "manifest.json").exists() else {"shards": {}}
+    code = code_fingerprint()
+    for shard in shards:
+        carried = [shard["output"], *shard["logs"], benchmark_of(shard["output"])]
+        carried = [rel for rel in carried if (run_dir / rel).is_file()]
+        for rel in carried:
+            with atomic_path(archive / rel) as tmp:
+                shutil.copyfile(run_dir / rel, tmp)
+        manifest["shards"][shard["output"]] = {
+            "files": {rel: sha256(run_dir / rel) for rel in carried},
+            "inputs": {rel: sha256(run_dir / rel) for rel in shard["inputs"]},
+            "code": code,
+            "finished": (run_dir / shard["output"]).stat().st_mtime,
+        }
+    write_text(archive / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return len(manifest["shards"])
+
+
+def read_manifest(archive: Path) -> dict[str, Any]:
+    path = archive / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+        entries = manifest["shards"].values()
+        if not all({"files", "inputs", "code", "finished"} <= set(e) for e in entries):
+            raise KeyError("a shard's files, inputs, code or finished")
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as err:
+        raise ArchiveError(f"{path}: not a shard archive's manifest ({err}); save one first") from err
+    return dict(manifest)
+
+
+def why_not(run_dir: Path, entry: dict[str, Any], code: dict[str, str]) -> str | None:
+    """Why a shard must rerun here rather than be restored, or None."""
+    if entry["code"] != code:
+        changed = sorted(part for part in code if entry["code"].get(part) != code[part])
+        return f"its code changed ({', '.join(changed)})"
+    for rel, digest in entry["inputs"].items():
+        if not (run_dir / rel).is_file():
+            return f"its input {rel} is not here yet (run the upstream jobs first)"
+        if sha256(run_dir / rel) != digest:
+            return f"its input {rel} differs"
+    return None
+
+
+def restore(run_dir: Path, archive: Path) -> tuple[list[str], dict[str, str]]:
+    """Copy back every shard that would be rebuilt the same; return those restored and, for
+    the rest, why not. Restored files are stamped in the order they were first written, after
+    their inputs, so that Snakemake sees each as newer than what it was made from."""
+    manifest, code = read_manifest(archive), code_fingerprint()
+    restored, skipped = [], {}
+    for output, entry in sorted(manifest["shards"].items(), key=lambda item: item[1]["finished"]):
+        reason = why_not(run_dir, entry, code)
+        if reason is not None:
+            skipped[output] = reason
+            continue
+        for rel, digest in entry["files"].items():
+            if sha256(archive / rel) != digest:
+                raise ArchiveError(f"{archive / rel}: does not hash as its manifest says; save it again")
+            with atomic_path(run_dir / rel) as tmp:
+                shutil.copyfile(archive / rel, tmp)
+            stamp = time.time_ns()
+            os.utime(run_dir / rel, ns=(stamp, stamp))
+        restored.append(output)
+    return restored, skipped
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=["save", "restore"])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("archive", type=Path)
+    parser.add_argument("snakemake_args", nargs="*", help="save: the run's targets and --configfile")
+    args = parser.parse_args(argv)
+    try:
+        if not args.run_dir.is_dir():
+            raise ArchiveError(f"{args.run_dir}: no such run directory")
+        if args.action == "save":
+            shards = finished_shards(snakemake_summary(args.run_dir.resolve(), args.snakemake_args))
+            held = save(args.run_dir, args.archive, shards)
+            print(f"saved {len(shards)} finished shards; the archive holds {held}")
+        else:
+            restored, skipped = restore(args.run_dir, args.archive)
+            print(f"restored {len(restored)} shards; {len(skipped)} stay behind and rerun")
+            for output, reason in skipped.items():
+                print(f"  {output}: {reason}")
+    except (ArchiveError, OSError) as err:
+        sys.stderr.write(f"cowboy shard archive: {err}\n")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
