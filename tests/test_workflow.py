@@ -407,38 +407,36 @@ def test_a_sharded_main_run_gathers_its_shards_and_the_check_and_report_read_it(
     assert (table.loc[idle.index, "worst_case_so_far"] == so_far.shift(1).loc[idle.index]).all()
 
 
-def _new_machine(run: Path, to: Path) -> Path:
-    """The run as a new machine has it once the upstream jobs reran: every file but the suite's
-    outputs, and no Snakemake metadata."""
-    copy_tree(run, to)
-    shutil.rmtree(to / ".snakemake")
-    for made in [*(to / "results/robustness").rglob("*.parquet"), *(to / "results").glob("robustness*.csv")]:
-        made.unlink()
-    return to
-
-
 def test_finished_shards_carried_to_a_new_machine_rerun_nothing_unless_an_input_differs(
     sharded_run: tuple[Path, tuple[str, ...]], tmp_path: Path
 ):
     """The shard archive (a suite longer than a machine's life resumes through git): saved
-    from the finished run, it restores every shard on a machine whose upstream bits are the
-    same, and Snakemake then only gathers them; a different classifier restores nothing, and
-    a tampered archive is refused with one line."""
+    from the finished run, it restores every shard, and the inputs they read, into an empty
+    run directory, where Snakemake then trains nothing and attacks nothing, only gathers; in
+    a run whose classifier has other bits it restores none, and a tampered archive is
+    refused with one line."""
     sharded, args = sharded_run
     if not (sharded / "results/robustness.csv").exists():
         run_snakemake(sharded, *args)
     archive = tmp_path / "archive"
     assert shard_archive.main(["save", str(sharded), str(archive), "--", *args[:1], *args[3:]]) == 0
-    manifest = json.loads((archive / "manifest.json").read_text())
-    assert len(manifest["shards"]) == 5  # three main shards and two of the check
+    saved = json.loads((archive / "manifest.json").read_text())["shards"]
+    assert len([output for output in saved if "/shards/" in output]) == 5  # 3 main, 2 of the check
+    assert (archive / "results/defense/fashion_mnist.safetensors").is_file()
 
-    same = _new_machine(sharded, tmp_path / "same")
-    restored, skipped = shard_archive.restore(same, archive)
-    assert (len(restored), skipped) == (5, {})
-    counts = job_counts(run_snakemake(same, "-n", *args).stdout)
-    assert counts == {"robustness": 1, "robustness_doubled": 1, "robustness_report": 1}
+    empty = tmp_path / "new-machine"
+    restored, skipped = shard_archive.restore(empty, archive)
+    assert (sorted(restored), skipped) == (sorted(saved), {})
+    (empty / "results/robustness.csv").unlink(missing_ok=True)
+    resume = (*args, "--allowed-rules", *shard_archive.SUITE_RULES)
+    assert job_counts(run_snakemake(empty, "-n", *resume).stdout) == {"robustness_report": 1}
+    run_snakemake(empty, *resume)
+    table = pd.read_csv(empty / "results/robustness.csv")
+    assert table.equals(pd.read_csv(sharded / "results/robustness.csv"))
 
-    other = _new_machine(sharded, tmp_path / "other")
+    other = tmp_path / "other"
+    copy_tree(sharded, other)
+    shutil.rmtree(other / "results/robustness")
     classifier = other / "results/models/fashion_mnist/classifier.safetensors"
     classifier.write_bytes(classifier.read_bytes() + b" ")
     restored, skipped = shard_archive.restore(other, archive)
@@ -446,7 +444,8 @@ def test_finished_shards_carried_to_a_new_machine_rerun_nothing_unless_an_input_
 
     shard = next((archive / "results/robustness").rglob("*.parquet"))
     shard.write_bytes(shard.read_bytes()[:-1])
-    command = [sys.executable, "-m", "cowboy_pipeline.shard_archive", "restore", str(same), str(archive)]
+    command = [sys.executable, "-m", "cowboy_pipeline.shard_archive", "restore", str(tmp_path / "b")]
+    command.append(str(archive))
     env = {**os.environ, "PYTHONPATH": str(REPO / "workflow_scripts")}
     proc = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "hash" in proc.stderr

@@ -2,14 +2,17 @@
 
 A suite that needs more sessions than a machine lives (MNIST's needs several) resumes only if
 its finished shards outlive the machine. `save` copies each finished shard (its parquet, log
-and benchmark) into a committed folder, with the SHA-256 of every input Snakemake recorded
-for it and a fingerprint of the code that runs it. On a new machine, once the upstream jobs
-have rerun (they are seeded, so they write the same bits on the same kind of CPU), `restore`
-copies back each shard whose inputs and code hash the same, and Snakemake resumes from there.
-A shard whose inputs or code differ stays behind, and reruns.
+and benchmark) into a committed folder, with every input Snakemake recorded for it (the test
+images, the classifier, the card, the validation scores: a few MB, once) and a fingerprint of
+the code that ran it. `restore` copies them back into a run directory, inputs first, and
+Snakemake resumes from there with --allowed-rules SUITE_RULES, which takes every other rule's
+files as given. The upstream jobs do not rerun, and need not: trained on another CPU
+they would write other bits (AVX-512 and AVX2 round differently), and every shard would then
+attack another card. A shard whose code differs, or whose input the run directory already
+holds with other bits, stays behind and reruns.
 
     cd CHECKOUT && PYTHONPATH=workflow_scripts python -m cowboy_pipeline.shard_archive \\
-        save RUN_DIR ARCHIVE -- results/robustness.csv --configfile config/reproduce-mnist.yaml
+        save RUN_DIR ARCHIVE results/robustness.csv --configfile config/reproduce-mnist.yaml
     ... restore RUN_DIR ARCHIVE
 """
 
@@ -33,7 +36,19 @@ import cowboy_core
 from cowboy_core.io import atomic_path, write_text
 
 CHECKOUT = Path(__file__).resolve().parents[2]
-SHARD_DIR = "results/robustness/"  # the suite's shards: results/robustness/{dataset}/shards/
+SHARD_DIR = "results/robustness/"  # the suite's outputs: its shards, runs and chaos checks
+# The rules that resume the suite on restored inputs: Snakemake treats every other rule's
+# files as given, so nothing upstream reruns (not even to remake a file, such as the card's
+# choice, that the restored card was made from and this machine never had).
+SUITE_RULES = (
+    "robustness_shard",
+    "robustness_doubled_shard",
+    "robustness_scaled",
+    "robustness",
+    "robustness_doubled",
+    "robustness_report",
+    "chaos",
+)
 # What a shard's job runs: the library, the pipeline's scripts and rules, and the configs.
 # This file is left out: it moves outputs, and no job imports it.
 CODE = ("workflow_scripts", "rules", "config", "Snakefile")
@@ -85,7 +100,7 @@ def finished_shards(summary_tsv: str) -> list[dict[str, Any]]:
     shards = []
     for row in rows:
         output = row.get("output_file", "")
-        if not (output.startswith(SHARD_DIR) and "/shards/" in output):
+        if not output.startswith(SHARD_DIR):
             continue
         if row.get("status") != "ok" or row.get("plan") != "no update":
             continue
@@ -108,23 +123,37 @@ def snakemake_summary(run_dir: Path, snakemake_args: Sequence[str]) -> str:
     return done.stdout
 
 
+def _copy(source: Path, target: Path, digest: str) -> None:
+    """Copy atomically, refusing a source that does not hash as recorded."""
+    if sha256(source) != digest:
+        raise ArchiveError(f"{source}: does not hash as the manifest says; save it again")
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+
+
 def save(run_dir: Path, archive: Path, shards: list[dict[str, Any]]) -> int:
-    """Copy each finished shard into the archive (replacing an older copy) and write the
-    manifest; return how many the archive now holds."""
+    """Copy each finished shard and its inputs into the archive (replacing an older copy of
+    the shard) and write the manifest; return how many shards the archive now holds."""
     manifest = read_manifest(archive) if (archive / "manifest.json").exists() else {"shards": {}}
     code = code_fingerprint()
     for shard in shards:
         carried = [shard["output"], *shard["logs"], benchmark_of(shard["output"])]
-        carried = [rel for rel in carried if (run_dir / rel).is_file()]
-        for rel in carried:
-            with atomic_path(archive / rel) as tmp:
-                shutil.copyfile(run_dir / rel, tmp)
-        manifest["shards"][shard["output"]] = {
-            "files": {rel: sha256(run_dir / rel) for rel in carried},
-            "inputs": {rel: sha256(run_dir / rel) for rel in shard["inputs"]},
-            "code": code,
-            "finished": (run_dir / shard["output"]).stat().st_mtime,
-        }
+        files = {rel: sha256(run_dir / rel) for rel in carried if (run_dir / rel).is_file()}
+        inputs = {rel: sha256(run_dir / rel) for rel in shard["inputs"]}
+        for rel, digest in inputs.items():
+            if rel.startswith(SHARD_DIR):
+                continue  # another shard (the check starts from the main run's): saved as one
+            if (archive / rel).is_file() and sha256(archive / rel) != digest:
+                raise ArchiveError(
+                    f"{shard['output']} read another {rel} than the archive's shards did; "
+                    "save this run into a new archive"
+                )
+            _copy(run_dir / rel, archive / rel, digest)
+        for rel, digest in files.items():
+            _copy(run_dir / rel, archive / rel, digest)
+        finished = (run_dir / shard["output"]).stat().st_mtime
+        entry = {"files": files, "inputs": inputs, "code": code, "finished": finished}
+        manifest["shards"][shard["output"]] = entry
     write_text(archive / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return len(manifest["shards"])
 
@@ -147,17 +176,24 @@ def why_not(run_dir: Path, entry: dict[str, Any], code: dict[str, str]) -> str |
         changed = sorted(part for part in code if entry["code"].get(part) != code[part])
         return f"its code changed ({', '.join(changed)})"
     for rel, digest in entry["inputs"].items():
-        if not (run_dir / rel).is_file():
-            return f"its input {rel} is not here yet (run the upstream jobs first)"
-        if sha256(run_dir / rel) != digest:
-            return f"its input {rel} differs"
+        if (run_dir / rel).is_file() and sha256(run_dir / rel) != digest:
+            return f"its input {rel} differs here (restore into an empty run directory)"
+    for rel in entry["inputs"]:
+        if rel.startswith(SHARD_DIR) and not (run_dir / rel).is_file():
+            return f"the shard it starts from, {rel}, is not here"
     return None
 
 
+def _stamp(path: Path) -> None:
+    """Newer than everything restored before it, as Snakemake expects of an output."""
+    stamp = time.time_ns()
+    os.utime(path, ns=(stamp, stamp))
+
+
 def restore(run_dir: Path, archive: Path) -> tuple[list[str], dict[str, str]]:
-    """Copy back every shard that would be rebuilt the same; return those restored and, for
-    the rest, why not. Restored files are stamped in the order they were first written, after
-    their inputs, so that Snakemake sees each as newer than what it was made from."""
+    """Copy back every shard whose code and inputs are this run's, after the inputs it lacks;
+    return those restored and, for the rest, why not. Files are stamped in the order the
+    shards were first written, inputs before outputs, so each is newer than what made it."""
     manifest, code = read_manifest(archive), code_fingerprint()
     restored, skipped = [], {}
     for output, entry in sorted(manifest["shards"].items(), key=lambda item: item[1]["finished"]):
@@ -165,13 +201,13 @@ def restore(run_dir: Path, archive: Path) -> tuple[list[str], dict[str, str]]:
         if reason is not None:
             skipped[output] = reason
             continue
+        for rel, digest in entry["inputs"].items():
+            if not (run_dir / rel).is_file():
+                _copy(archive / rel, run_dir / rel, digest)
+                _stamp(run_dir / rel)
         for rel, digest in entry["files"].items():
-            if sha256(archive / rel) != digest:
-                raise ArchiveError(f"{archive / rel}: does not hash as its manifest says; save it again")
-            with atomic_path(run_dir / rel) as tmp:
-                shutil.copyfile(archive / rel, tmp)
-            stamp = time.time_ns()
-            os.utime(run_dir / rel, ns=(stamp, stamp))
+            _copy(archive / rel, run_dir / rel, digest)
+            _stamp(run_dir / rel)
         restored.append(output)
     return restored, skipped
 
@@ -179,22 +215,30 @@ def restore(run_dir: Path, archive: Path) -> tuple[list[str], dict[str, str]]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["save", "restore"])
+    also = "save: a run file to keep beside the shards as their provenance (restore leaves it)"
+    parser.add_argument("--also", action="append", default=[], metavar="FILE", help=also)
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("archive", type=Path)
-    parser.add_argument("snakemake_args", nargs="*", help="save: the run's targets and --configfile")
+    parser.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="save: the targets, --configfile")
     args = parser.parse_args(argv)
+    args.snakemake_args = [arg for arg in args.snakemake_args if arg != "--"]
     try:
-        if not args.run_dir.is_dir():
+        if args.action == "restore":
+            args.run_dir.mkdir(parents=True, exist_ok=True)  # a new machine's run starts empty
+        elif not args.run_dir.is_dir():
             raise ArchiveError(f"{args.run_dir}: no such run directory")
         if args.action == "save":
             shards = finished_shards(snakemake_summary(args.run_dir.resolve(), args.snakemake_args))
             held = save(args.run_dir, args.archive, shards)
+            for rel in args.also:  # how the card they attack was chosen, say
+                _copy(args.run_dir / rel, args.archive / "provenance" / rel, sha256(args.run_dir / rel))
             print(f"saved {len(shards)} finished shards; the archive holds {held}")
         else:
             restored, skipped = restore(args.run_dir, args.archive)
-            print(f"restored {len(restored)} shards; {len(skipped)} stay behind and rerun")
+            print(f"restored {len(restored)} suite outputs; {len(skipped)} stay behind and rerun")
             for output, reason in skipped.items():
                 print(f"  {output}: {reason}")
+            print(f"resume with: snakemake ... --allowed-rules {' '.join(SUITE_RULES)}")
     except (ArchiveError, OSError) as err:
         sys.stderr.write(f"cowboy shard archive: {err}\n")
         return 2

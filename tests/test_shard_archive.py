@@ -1,0 +1,79 @@
+"""The shard archive on made-up run directories (the real pipeline's round trip is in
+tests/test_workflow.py): what it picks from Snakemake's summary, what it carries, the order
+it stamps, and what it refuses."""
+
+from pathlib import Path
+
+import pytest
+
+from cowboy_pipeline import shard_archive
+
+SHARD = "results/robustness/mnist_5k/shards/cowboy_eps0.3_s1_images0-50.parquet"
+CHECK = "results/robustness/mnist_5k/shards/cowboy_eps0.3_x2_images0-50.parquet"
+CARD = "results/defense/mnist_5k.safetensors"
+HEADER = "output_file\tdate\trule\tlog-file(s)\tinput-file(s)\tshellcmd\tstatus\tplan\n"
+SUMMARY = HEADER + (
+    f"{SHARD}\t-\trobustness_shard\tresults/logs/a.log\t{CARD}\t-\tok\tno update\n"
+    f"{CHECK}\t-\trobustness_doubled_shard\t-\t{CARD},{SHARD}\t-\tok\tno update\n"
+    f"results/robustness/mnist_5k/shards/none_eps0.1_s1_images0-50.parquet\t-\trobustness_shard\t-\t{CARD}"
+    "\t-\tmissing\tupdate pending\n"
+    f"{CARD}\t-\tdefense_card\t-\t-\t-\tok\tno update\n"
+)
+
+
+def _run(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    for rel, text in {CARD: "card", SHARD: "shard", CHECK: "check", "results/logs/a.log": "log"}.items():
+        (run / rel).parent.mkdir(parents=True, exist_ok=True)
+        (run / rel).write_text(text)
+    (run / "results/defense/mnist_5k.choice.csv").write_text("setting,chosen\nbacktracking-100,True\n")
+    return run
+
+
+def test_only_the_suites_done_and_current_outputs_are_saved_with_their_logs_and_inputs():
+    shards = shard_archive.finished_shards(SUMMARY)
+    assert [s["output"] for s in shards] == [SHARD, CHECK]
+    assert shards[0]["logs"] == ["results/logs/a.log"] and shards[1]["logs"] == []
+    assert shards[1]["inputs"] == [CARD, SHARD]
+
+
+def test_a_round_trip_restores_inputs_before_outputs_and_keeps_provenance_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    run, archive, empty = _run(tmp_path), tmp_path / "archive", tmp_path / "empty"
+    monkeypatch.setattr(shard_archive, "snakemake_summary", lambda run_dir, args: SUMMARY)
+    also = ["--also", "results/defense/mnist_5k.choice.csv"]
+    assert shard_archive.main(["save", *also, str(run), str(archive), "results/robustness.csv"]) == 0
+    assert (archive / "provenance/results/defense/mnist_5k.choice.csv").read_text().endswith("True\n")
+    assert shard_archive.main(["restore", str(empty), str(archive)]) == 0
+    for rel in (CARD, SHARD, CHECK, "results/logs/a.log"):
+        assert (empty / rel).read_text() == (run / rel).read_text()
+    assert not (empty / "results/defense/mnist_5k.choice.csv").exists()
+    stamps = [(empty / rel).stat().st_mtime_ns for rel in (CARD, SHARD, CHECK)]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 3
+
+
+def test_a_run_with_other_bits_or_other_code_restores_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    run, archive = _run(tmp_path), tmp_path / "archive"
+    shard_archive.save(run, archive, shard_archive.finished_shards(SUMMARY))
+    (run / CARD).write_text("another card")
+    restored, skipped = shard_archive.restore(run, archive)
+    assert restored == [] and all(f"{CARD} differs" in why for why in skipped.values())
+    monkeypatch.setattr(shard_archive, "code_fingerprint", lambda: {"cowboy_core": "x", "pipeline": "y"})
+    restored, skipped = shard_archive.restore(tmp_path / "empty", archive)
+    assert restored == [] and all("code changed" in why for why in skipped.values())
+
+
+@pytest.mark.parametrize("damage", ["archived shard", "manifest"])
+def test_a_tampered_archive_exits_2_with_one_line(
+    tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]
+):
+    run, archive = _run(tmp_path), tmp_path / "archive"
+    shard_archive.save(run, archive, shard_archive.finished_shards(SUMMARY))
+    target = archive / (SHARD if damage == "archived shard" else "manifest.json")
+    target.write_text(target.read_text()[:-3])
+    assert shard_archive.main(["restore", str(tmp_path / "empty"), str(archive)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("cowboy shard archive:")
