@@ -11,6 +11,7 @@ from cowboy_pipeline import shard_archive
 SHARD = "results/robustness/mnist_5k/shards/cowboy_eps0.3_s1_images0-50.parquet"
 CHECK = "results/robustness/mnist_5k/shards/cowboy_eps0.3_x2_images0-50.parquet"
 CARD = "results/defense/mnist_5k.safetensors"
+ROBUST = "results/models/mnist_5k/adversarial_eps0.1.safetensors"  # read by no finished shard
 HEADER = "output_file\tdate\trule\tlog-file(s)\tinput-file(s)\tshellcmd\tstatus\tplan\n"
 SUMMARY = HEADER + (
     f"{SHARD}\t-\trobustness_shard\tresults/logs/a.log\t{CARD}\t-\tok\tno update\n"
@@ -27,6 +28,8 @@ def _run(tmp_path: Path) -> Path:
         (run / rel).parent.mkdir(parents=True, exist_ok=True)
         (run / rel).write_text(text)
     (run / "results/defense/mnist_5k.choice.csv").write_text("setting,chosen\nbacktracking-100,True\n")
+    (run / ROBUST).parent.mkdir(parents=True)
+    (run / ROBUST).write_text("adversarially trained")
     return run
 
 
@@ -42,11 +45,11 @@ def test_a_round_trip_restores_inputs_before_outputs_and_keeps_provenance_aside(
 ):
     run, archive, empty = _run(tmp_path), tmp_path / "archive", tmp_path / "empty"
     monkeypatch.setattr(shard_archive, "snakemake_summary", lambda run_dir, args: SUMMARY)
-    also = ["--also", "results/defense/mnist_5k.choice.csv"]
+    also = ["--also", "results/defense/mnist_5k.choice.csv", "--input", ROBUST]
     assert shard_archive.main(["save", *also, str(run), str(archive), "results/robustness.csv"]) == 0
     assert (archive / "provenance/results/defense/mnist_5k.choice.csv").read_text().endswith("True\n")
     assert shard_archive.main(["restore", str(empty), str(archive)]) == 0
-    for rel in (CARD, SHARD, CHECK, "results/logs/a.log"):
+    for rel in (CARD, SHARD, CHECK, "results/logs/a.log", ROBUST):
         assert (empty / rel).read_text() == (run / rel).read_text()
     assert not (empty / "results/defense/mnist_5k.choice.csv").exists()
     stamps = [(empty / rel).stat().st_mtime_ns for rel in (CARD, SHARD, CHECK)]

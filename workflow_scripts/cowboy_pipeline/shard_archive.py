@@ -131,10 +131,23 @@ def _copy(source: Path, target: Path, digest: str) -> None:
         shutil.copyfile(source, tmp)
 
 
-def save(run_dir: Path, archive: Path, shards: list[dict[str, Any]]) -> int:
+def _keep_input(run_dir: Path, archive: Path, rel: str, digest: str, reader: str) -> None:
+    if (archive / rel).is_file() and sha256(archive / rel) != digest:
+        raise ArchiveError(
+            f"{reader} read another {rel} than the archive's shards did; save this run into a new archive"
+        )
+    _copy(run_dir / rel, archive / rel, digest)
+
+
+def save(run_dir: Path, archive: Path, shards: list[dict[str, Any]], given: Sequence[str] = ()) -> int:
     """Copy each finished shard and its inputs into the archive (replacing an older copy of
-    the shard) and write the manifest; return how many shards the archive now holds."""
+    the shard), and the suite inputs named in ``given`` that no finished shard has read yet
+    (an adversarially trained classifier, say); write the manifest; return how many shards
+    the archive now holds."""
     manifest = read_manifest(archive) if (archive / "manifest.json").exists() else {"shards": {}}
+    for rel in given:
+        _keep_input(run_dir, archive, rel, sha256(run_dir / rel), "the suite")
+    manifest["inputs"] = manifest.get("inputs", {}) | {rel: sha256(run_dir / rel) for rel in given}
     code = code_fingerprint()
     for shard in shards:
         carried = [shard["output"], *shard["logs"], benchmark_of(shard["output"])]
@@ -143,12 +156,7 @@ def save(run_dir: Path, archive: Path, shards: list[dict[str, Any]]) -> int:
         for rel, digest in inputs.items():
             if rel.startswith(SHARD_DIR):
                 continue  # another shard (the check starts from the main run's): saved as one
-            if (archive / rel).is_file() and sha256(archive / rel) != digest:
-                raise ArchiveError(
-                    f"{shard['output']} read another {rel} than the archive's shards did; "
-                    "save this run into a new archive"
-                )
-            _copy(run_dir / rel, archive / rel, digest)
+            _keep_input(run_dir, archive, rel, digest, shard["output"])
         for rel, digest in files.items():
             _copy(run_dir / rel, archive / rel, digest)
         finished = (run_dir / shard["output"]).stat().st_mtime
@@ -190,11 +198,22 @@ def _stamp(path: Path) -> None:
     os.utime(path, ns=(stamp, stamp))
 
 
+def _restore_given_inputs(run_dir: Path, archive: Path, inputs: dict[str, str]) -> None:
+    """The inputs saved with --input: copied where missing; refused where this run has others."""
+    for rel, digest in inputs.items():
+        if not (run_dir / rel).is_file():
+            _copy(archive / rel, run_dir / rel, digest)
+            _stamp(run_dir / rel)
+        elif sha256(run_dir / rel) != digest:
+            raise ArchiveError(f"{run_dir / rel} is not the archive's; restore into an empty run directory")
+
+
 def restore(run_dir: Path, archive: Path) -> tuple[list[str], dict[str, str]]:
     """Copy back every shard whose code and inputs are this run's, after the inputs it lacks;
     return those restored and, for the rest, why not. Files are stamped in the order the
     shards were first written, inputs before outputs, so each is newer than what made it."""
     manifest, code = read_manifest(archive), code_fingerprint()
+    _restore_given_inputs(run_dir, archive, manifest.get("inputs", {}))
     restored, skipped = [], {}
     for output, entry in sorted(manifest["shards"].items(), key=lambda item: item[1]["finished"]):
         reason = why_not(run_dir, entry, code)
@@ -217,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("action", choices=["save", "restore"])
     also = "save: a run file to keep beside the shards as their provenance (restore leaves it)"
     parser.add_argument("--also", action="append", default=[], metavar="FILE", help=also)
+    given = "save: a suite input that no finished shard has read yet, to restore with them"
+    parser.add_argument("--input", action="append", default=[], metavar="FILE", help=given)
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("archive", type=Path)
     parser.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="save: the targets, --configfile")
@@ -229,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ArchiveError(f"{args.run_dir}: no such run directory")
         if args.action == "save":
             shards = finished_shards(snakemake_summary(args.run_dir.resolve(), args.snakemake_args))
-            held = save(args.run_dir, args.archive, shards)
+            held = save(args.run_dir, args.archive, shards, args.input)
             for rel in args.also:  # how the card they attack was chosen, say
                 _copy(args.run_dir / rel, args.archive / "provenance" / rel, sha256(args.run_dir / rel))
             print(f"saved {len(shards)} finished shards; the archive holds {held}")
