@@ -94,8 +94,8 @@ def _listed(field: str) -> list[str]:
 
 
 def finished_shards(summary_tsv: str) -> list[dict[str, Any]]:
-    """The shards that Snakemake's --detailed-summary calls done and current: its output, logs
-    and inputs."""
+    """The suite's outputs (shards, runs, chaos checks) that Snakemake's --detailed-summary
+    calls done and current, each with its logs and inputs."""
     rows = csv.DictReader(io.StringIO(summary_tsv), delimiter="\t")
     shards = []
     for row in rows:
