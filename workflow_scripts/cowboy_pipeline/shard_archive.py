@@ -145,9 +145,10 @@ def save(run_dir: Path, archive: Path, shards: list[dict[str, Any]], given: Sequ
     (an adversarially trained classifier, say); write the manifest; return how many shards
     the archive now holds."""
     manifest = read_manifest(archive) if (archive / "manifest.json").exists() else {"shards": {}}
-    for rel in given:
-        _keep_input(run_dir, archive, rel, sha256(run_dir / rel), "the suite")
-    manifest["inputs"] = manifest.get("inputs", {}) | {rel: sha256(run_dir / rel) for rel in given}
+    given_digests = {rel: sha256(run_dir / rel) for rel in given}
+    for rel, digest in given_digests.items():
+        _keep_input(run_dir, archive, rel, digest, "the suite")
+    manifest["inputs"] = manifest.get("inputs", {}) | given_digests
     code = code_fingerprint()
     for shard in shards:
         carried = [shard["output"], *shard["logs"], benchmark_of(shard["output"])]
