@@ -64,7 +64,9 @@ def test_a_run_with_other_bits_or_other_code_restores_nothing(
     (run / CARD).write_text("another card")
     restored, skipped = shard_archive.restore(run, archive)
     assert restored == [] and all(f"{CARD} differs" in why for why in skipped.values())
-    monkeypatch.setattr(shard_archive, "code_fingerprint", lambda: {"cowboy_core": "x", "pipeline": "y"})
+    monkeypatch.setattr(
+        shard_archive, "code_fingerprint", lambda configs=(): {"cowboy_core": "x", "pipeline": "y"}
+    )
     restored, skipped = shard_archive.restore(tmp_path / "empty", archive)
     assert restored == [] and all("code changed" in why for why in skipped.values())
 
@@ -80,3 +82,41 @@ def test_a_tampered_archive_exits_2_with_one_line(
     assert shard_archive.main(["restore", str(tmp_path / "empty"), str(archive)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("cowboy shard archive:")
+
+
+def _checkout(tmp_path: Path) -> Path:
+    checkout = tmp_path / "checkout"
+    for rel, text in {
+        "Snakefile": 'configfile: "config/quick.yaml"\n',
+        "config/quick.yaml": "seed: 0\n",
+        "config/run.yaml": "robustness: {size: 200}\n",
+        "config/other.yaml": "robustness: {size: 500}\n",
+        "rules/adaptive.smk": "rule robustness_shard:\n",
+        "workflow_scripts/robustness.py": "pass\n",
+    }.items():
+        (checkout / rel).parent.mkdir(parents=True, exist_ok=True)
+        (checkout / rel).write_text(text)
+    return checkout
+
+
+def test_the_fingerprint_holds_the_configs_the_run_read_and_no_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    checkout, archive = _checkout(tmp_path), tmp_path / "archive"
+    monkeypatch.setattr(shard_archive, "CHECKOUT", checkout)
+    args = ["results/robustness.csv", "--configfile", "config/run.yaml", "--cores", "2"]
+    assert shard_archive.run_configs(args) == ["config/quick.yaml", "config/run.yaml"]
+    assert shard_archive.run_configs(["--configfile=config/run.yaml"])[1:] == ["config/run.yaml"]
+    shard_archive.save(
+        _run(tmp_path), archive, shard_archive.finished_shards(SUMMARY), (), shard_archive.run_configs(args)
+    )
+    (checkout / "config/other.yaml").write_text("robustness: {size: 50}\n")  # another run's config
+    (checkout / "config/new.yaml").write_text("seed: 1\n")
+    restored, skipped = shard_archive.restore(tmp_path / "a", archive)
+    assert sorted(restored) == [SHARD, CHECK] and skipped == {}
+    for n, config in enumerate(("config/run.yaml", "config/quick.yaml")):  # --configfile's, the Snakefile's
+        original = (checkout / config).read_text()
+        (checkout / config).write_text(original + "scale: 2\n")
+        restored, skipped = shard_archive.restore(tmp_path / f"b{n}", archive)
+        assert restored == [] and all(f"config {config}" in why for why in skipped.values())
+        (checkout / config).write_text(original)

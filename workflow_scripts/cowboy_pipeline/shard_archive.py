@@ -4,12 +4,12 @@ A suite that needs more sessions than a machine lives (MNIST's needs several) re
 its finished shards outlive the machine. `save` copies each finished shard (its parquet, log
 and benchmark) into a committed folder, with every input Snakemake recorded for it (the test
 images, the classifier, the card, the validation scores: a few MB, once) and a fingerprint of
-the code that ran it. `restore` copies them back into a run directory, inputs first, and
-Snakemake resumes from there with --allowed-rules SUITE_RULES, which takes every other rule's
-files as given. The upstream jobs do not rerun, and need not: trained on another CPU
-they would write other bits (AVX-512 and AVX2 round differently), and every shard would then
-attack another card. A shard whose code differs, or whose input the run directory already
-holds with other bits, stays behind and reruns.
+the code and the config files that ran it. `restore` copies them back into a run directory,
+inputs first, and Snakemake resumes from there with --allowed-rules SUITE_RULES, which takes
+every other rule's files as given. The upstream jobs do not rerun, and need not: trained on
+another CPU they would write other bits (AVX-512 and AVX2 round differently), and every shard
+would then attack another card. A shard whose code differs, or whose input the run directory
+already holds with other bits, stays behind and reruns.
 
     cd CHECKOUT && PYTHONPATH=workflow_scripts python -m cowboy_pipeline.shard_archive \\
         save RUN_DIR ARCHIVE results/robustness.csv --configfile config/reproduce-mnist.yaml
@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -49,9 +50,12 @@ SUITE_RULES = (
     "robustness_report",
     "chaos",
 )
-# What a shard's job runs: the library, the pipeline's scripts and rules, and the configs.
-# This file is left out: it moves outputs, and no job imports it.
-CODE = ("workflow_scripts", "rules", "config", "Snakefile")
+# What a shard's job runs: the library, the pipeline's scripts and rules, and the config files
+# the run reads (run_configs), not every file in config/: a config added or edited for another
+# run leaves the archive's shards valid. This file is left out: it moves outputs, and no job
+# imports it.
+CODE = ("workflow_scripts", "rules", "Snakefile")
+CONFIG_KEY = "config "  # a fingerprint's entry for one config file: "config config/quick.yaml"
 
 
 class ArchiveError(ValueError):
@@ -73,10 +77,27 @@ def _code_files(root: Path, names: Iterable[str]) -> Iterable[Path]:
         yield from (f for f in files if f.is_file() and "__pycache__" not in f.parts)
 
 
-def code_fingerprint(checkout: Path = CHECKOUT) -> dict[str, str]:
-    """One digest for the library that jobs import and one for the checkout's pipeline code."""
+def run_configs(snakemake_args: Sequence[str]) -> list[str]:
+    """The config files a run reads: the Snakefile's own ``configfile:``, then each one that
+    ``--configfile`` names (it takes several, up to the next option)."""
+    snakefile = (CHECKOUT / "Snakefile").read_text()
+    configs = re.findall(r"^configfile:\s*[\"']([^\"']+)[\"']", snakefile, flags=re.M)
+    taking = False
+    for arg in snakemake_args:
+        if arg.startswith("--configfile="):
+            configs.append(arg.split("=", 1)[1])
+        elif arg.startswith("-"):
+            taking = arg in ("--configfile", "--configfiles")
+        elif taking:
+            configs.append(arg)
+    return configs
+
+
+def code_fingerprint(configs: Sequence[str] = ()) -> dict[str, str]:
+    """One digest for the library that jobs import, one for the checkout's pipeline code, and
+    one per config file the run reads (named, so that a restore can check the same files)."""
     library = Path(cowboy_core.__file__).parent
-    parts = {"cowboy_core": (library, ["."]), "pipeline": (checkout, CODE)}
+    parts = {"cowboy_core": (library, ["."]), "pipeline": (CHECKOUT, CODE)}
     fingerprint = {}
     for part, (root, names) in parts.items():
         digest = hashlib.sha256()
@@ -85,7 +106,17 @@ def code_fingerprint(checkout: Path = CHECKOUT) -> dict[str, str]:
                 continue
             digest.update(f"{file.relative_to(root)}\0{sha256(file)}\n".encode())
         fingerprint[part] = digest.hexdigest()
+    for config in configs:
+        path = CHECKOUT / config
+        fingerprint[CONFIG_KEY + config] = sha256(path) if path.is_file() else "missing"
     return fingerprint
+
+
+def fingerprint_like(entry: dict[str, Any]) -> dict[str, str]:
+    """This checkout's fingerprint over the config files an archived shard's run read."""
+    return code_fingerprint(
+        [part.removeprefix(CONFIG_KEY) for part in entry["code"] if part.startswith(CONFIG_KEY)]
+    )
 
 
 def _listed(field: str) -> list[str]:
@@ -139,17 +170,23 @@ def _keep_input(run_dir: Path, archive: Path, rel: str, digest: str, reader: str
     _copy(run_dir / rel, archive / rel, digest)
 
 
-def save(run_dir: Path, archive: Path, shards: list[dict[str, Any]], given: Sequence[str] = ()) -> int:
+def save(
+    run_dir: Path,
+    archive: Path,
+    shards: list[dict[str, Any]],
+    given: Sequence[str] = (),
+    configs: Sequence[str] = (),
+) -> int:
     """Copy each finished shard and its inputs into the archive (replacing an older copy of
     the shard), and the suite inputs named in ``given`` that no finished shard has read yet
     (an adversarially trained classifier, say); write the manifest; return how many shards
-    the archive now holds."""
+    the archive now holds. ``configs``: the config files the run read (run_configs)."""
     manifest = read_manifest(archive) if (archive / "manifest.json").exists() else {"shards": {}}
     given_digests = {rel: sha256(run_dir / rel) for rel in given}
     for rel, digest in given_digests.items():
         _keep_input(run_dir, archive, rel, digest, "the suite")
     manifest["inputs"] = manifest.get("inputs", {}) | given_digests
-    code = code_fingerprint()
+    code = code_fingerprint(configs)
     for shard in shards:
         carried = [shard["output"], *shard["logs"], benchmark_of(shard["output"])]
         files = {rel: sha256(run_dir / rel) for rel in carried if (run_dir / rel).is_file()}
@@ -179,8 +216,9 @@ def read_manifest(archive: Path) -> dict[str, Any]:
     return dict(manifest)
 
 
-def why_not(run_dir: Path, entry: dict[str, Any], code: dict[str, str]) -> str | None:
+def why_not(run_dir: Path, entry: dict[str, Any]) -> str | None:
     """Why a shard must rerun here rather than be restored, or None."""
+    code = fingerprint_like(entry)
     if entry["code"] != code:
         changed = sorted(part for part in code if entry["code"].get(part) != code[part])
         return f"its code changed ({', '.join(changed)})"
@@ -213,11 +251,11 @@ def restore(run_dir: Path, archive: Path) -> tuple[list[str], dict[str, str]]:
     """Copy back every shard whose code and inputs are this run's, after the inputs it lacks;
     return those restored and, for the rest, why not. Files are stamped in the order the
     shards were first written, inputs before outputs, so each is newer than what made it."""
-    manifest, code = read_manifest(archive), code_fingerprint()
+    manifest = read_manifest(archive)
     _restore_given_inputs(run_dir, archive, manifest.get("inputs", {}))
     restored, skipped = [], {}
     for output, entry in sorted(manifest["shards"].items(), key=lambda item: item[1]["finished"]):
-        reason = why_not(run_dir, entry, code)
+        reason = why_not(run_dir, entry)
         if reason is not None:
             skipped[output] = reason
             continue
@@ -251,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ArchiveError(f"{args.run_dir}: no such run directory")
         if args.action == "save":
             shards = finished_shards(snakemake_summary(args.run_dir.resolve(), args.snakemake_args))
-            held = save(args.run_dir, args.archive, shards, args.input)
+            held = save(args.run_dir, args.archive, shards, args.input, run_configs(args.snakemake_args))
             for rel in args.also:  # how the card they attack was chosen, say
                 _copy(args.run_dir / rel, args.archive / "provenance" / rel, sha256(args.run_dir / rel))
             print(f"saved {len(shards)} finished shards; the archive holds {held}")
