@@ -112,11 +112,9 @@ def code_fingerprint(configs: Sequence[str] = ()) -> dict[str, str]:
     return fingerprint
 
 
-def fingerprint_like(entry: dict[str, Any]) -> dict[str, str]:
-    """This checkout's fingerprint over the config files an archived shard's run read."""
-    return code_fingerprint(
-        [part.removeprefix(CONFIG_KEY) for part in entry["code"] if part.startswith(CONFIG_KEY)]
-    )
+def configs_of(entry: dict[str, Any]) -> tuple[str, ...]:
+    """The config files an archived shard's run read, as its fingerprint names them."""
+    return tuple(part.removeprefix(CONFIG_KEY) for part in entry["code"] if part.startswith(CONFIG_KEY))
 
 
 def _listed(field: str) -> list[str]:
@@ -216,9 +214,9 @@ def read_manifest(archive: Path) -> dict[str, Any]:
     return dict(manifest)
 
 
-def why_not(run_dir: Path, entry: dict[str, Any]) -> str | None:
-    """Why a shard must rerun here rather than be restored, or None."""
-    code = fingerprint_like(entry)
+def why_not(run_dir: Path, entry: dict[str, Any], code: dict[str, str]) -> str | None:
+    """Why a shard must rerun here rather than be restored, or None; ``code``: this
+    checkout's fingerprint over the configs the shard's run read."""
     if entry["code"] != code:
         changed = sorted(part for part in code if entry["code"].get(part) != code[part])
         return f"its code changed ({', '.join(changed)})"
@@ -237,12 +235,16 @@ def _stamp(path: Path) -> None:
     os.utime(path, ns=(stamp, stamp))
 
 
+def _put_back(run_dir: Path, archive: Path, rel: str, digest: str) -> None:
+    _copy(archive / rel, run_dir / rel, digest)
+    _stamp(run_dir / rel)
+
+
 def _restore_given_inputs(run_dir: Path, archive: Path, inputs: dict[str, str]) -> None:
     """The inputs saved with --input: copied where missing; refused where this run has others."""
     for rel, digest in inputs.items():
         if not (run_dir / rel).is_file():
-            _copy(archive / rel, run_dir / rel, digest)
-            _stamp(run_dir / rel)
+            _put_back(run_dir, archive, rel, digest)
         elif sha256(run_dir / rel) != digest:
             raise ArchiveError(f"{run_dir / rel} is not the archive's; restore into an empty run directory")
 
@@ -254,18 +256,20 @@ def restore(run_dir: Path, archive: Path) -> tuple[list[str], dict[str, str]]:
     manifest = read_manifest(archive)
     _restore_given_inputs(run_dir, archive, manifest.get("inputs", {}))
     restored, skipped = [], {}
+    fingerprints: dict[tuple[str, ...], dict[str, str]] = {}  # one per config set, not per shard
     for output, entry in sorted(manifest["shards"].items(), key=lambda item: item[1]["finished"]):
-        reason = why_not(run_dir, entry)
+        configs = configs_of(entry)
+        if configs not in fingerprints:
+            fingerprints[configs] = code_fingerprint(configs)
+        reason = why_not(run_dir, entry, fingerprints[configs])
         if reason is not None:
             skipped[output] = reason
             continue
         for rel, digest in entry["inputs"].items():
             if not (run_dir / rel).is_file():
-                _copy(archive / rel, run_dir / rel, digest)
-                _stamp(run_dir / rel)
+                _put_back(run_dir, archive, rel, digest)
         for rel, digest in entry["files"].items():
-            _copy(archive / rel, run_dir / rel, digest)
-            _stamp(run_dir / rel)
+            _put_back(run_dir, archive, rel, digest)
         restored.append(output)
     return restored, skipped
 
