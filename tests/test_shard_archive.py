@@ -2,6 +2,7 @@
 tests/test_workflow.py): what it picks from Snakemake's summary, what it carries, the order
 it stamps, and what it refuses."""
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,31 @@ def test_the_fingerprint_holds_the_configs_the_run_read_and_no_other(
         restored, skipped = shard_archive.restore(tmp_path / f"b{n}", archive)
         assert restored == [] and all(f"config {config}" in why for why in skipped.values())
         (checkout / config).write_text(original)
+
+
+def test_a_shard_held_back_for_its_code_names_the_commit_that_ran_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The commit is recorded only where one holds the fingerprinted files: a library imported
+    from another folder, or an uncommitted edit to the code or the run's config, records none."""
+    checkout, archive = _checkout(tmp_path), tmp_path / "archive"
+    (checkout / "cowboy_core").mkdir()
+    (checkout / "cowboy_core/__init__.py").write_text("")
+    monkeypatch.setattr(shard_archive, "CHECKOUT", checkout)
+    monkeypatch.setattr(shard_archive.cowboy_core, "__file__", str(checkout / "cowboy_core/__init__.py"))
+    git = ["git", "-C", str(checkout), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "suite"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    configs = ["config/quick.yaml", "config/run.yaml"]
+    assert shard_archive.checkout_commit(configs) == head
+    (checkout / "config/other.yaml").write_text("robustness: {size: 50}\n")  # not the run's
+    assert shard_archive.checkout_commit(configs) == head
+    shard_archive.save(_run(tmp_path), archive, shard_archive.finished_shards(SUMMARY), (), configs)
+    (checkout / "workflow_scripts/robustness.py").write_text("pass  # changed\n")
+    assert shard_archive.checkout_commit(configs) is None  # edited, not committed
+    restored, skipped = shard_archive.restore(tmp_path / "empty", archive)
+    assert restored == [] and all(f"it ran at {head[:12]}" in why for why in skipped.values())
+    monkeypatch.setattr(shard_archive.cowboy_core, "__file__", str(tmp_path / "elsewhere/__init__.py"))
+    assert shard_archive.checkout_commit(configs) is None

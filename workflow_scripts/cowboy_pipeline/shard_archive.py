@@ -9,7 +9,9 @@ inputs first, and Snakemake resumes from there with --allowed-rules SUITE_RULES,
 every other rule's files as given. The upstream jobs do not rerun, and need not: trained on
 another CPU they would write other bits (AVX-512 and AVX2 round differently), and every shard
 would then attack another card. A shard whose code differs, or whose input the run directory
-already holds with other bits, stays behind and reruns.
+already holds with other bits, stays behind and reruns. Each shard also records the commit
+whose files it ran (where one holds them), so that a suite can go on from a checkout of that
+commit while main changes the code.
 
     cd CHECKOUT && PYTHONPATH=workflow_scripts python -m cowboy_pipeline.shard_archive \\
         save RUN_DIR ARCHIVE results/robustness.csv --configfile config/reproduce-mnist.yaml
@@ -112,6 +114,26 @@ def code_fingerprint(configs: Sequence[str] = ()) -> dict[str, str]:
     return fingerprint
 
 
+def checkout_commit(configs: Sequence[str] = ()) -> str | None:
+    """The git commit whose files the fingerprint covers, or None where no commit holds them:
+    not a git checkout, a library imported from elsewhere, or uncommitted edits to the code
+    or to the configs the run read. A shard held back for its code names this commit, so a
+    later session resumes the suite from a checkout of it while main moves on."""
+    if Path(cowboy_core.__file__).resolve().parents[1] != CHECKOUT.resolve():
+        return None
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["git", "-C", str(CHECKOUT), *args], capture_output=True, text=True, check=False
+        )
+
+    head = git("rev-parse", "--verify", "HEAD")
+    edited = git("status", "--porcelain", "--", "cowboy_core", *CODE, *configs)
+    if head.returncode != 0 or edited.returncode != 0 or edited.stdout.strip():
+        return None
+    return head.stdout.strip()
+
+
 def configs_of(entry: dict[str, Any]) -> tuple[str, ...]:
     """The config files an archived shard's run read, as its fingerprint names them."""
     return tuple(part.removeprefix(CONFIG_KEY) for part in entry["code"] if part.startswith(CONFIG_KEY))
@@ -184,7 +206,7 @@ def save(
     for rel, digest in given_digests.items():
         _keep_input(run_dir, archive, rel, digest, "the suite")
     manifest["inputs"] = manifest.get("inputs", {}) | given_digests
-    code = code_fingerprint(configs)
+    code, commit = code_fingerprint(configs), checkout_commit(configs)
     for shard in shards:
         carried = [shard["output"], *shard["logs"], benchmark_of(shard["output"])]
         files = {rel: sha256(run_dir / rel) for rel in carried if (run_dir / rel).is_file()}
@@ -196,7 +218,7 @@ def save(
         for rel, digest in files.items():
             _copy(run_dir / rel, archive / rel, digest)
         finished = (run_dir / shard["output"]).stat().st_mtime
-        entry = {"files": files, "inputs": inputs, "code": code, "finished": finished}
+        entry = {"files": files, "inputs": inputs, "code": code, "finished": finished, "commit": commit}
         manifest["shards"][shard["output"]] = entry
     write_text(archive / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return len(manifest["shards"])
@@ -219,7 +241,11 @@ def why_not(run_dir: Path, entry: dict[str, Any], code: dict[str, str]) -> str |
     checkout's fingerprint over the configs the shard's run read."""
     if entry["code"] != code:
         changed = sorted(part for part in code if entry["code"].get(part) != code[part])
-        return f"its code changed ({', '.join(changed)})"
+        reason = f"its code changed ({', '.join(changed)})"
+        commit = entry.get("commit")  # none where no commit held the code (or saved before this)
+        if commit:
+            reason += f"; it ran at {commit[:12]}: resume from `git worktree add DIR {commit[:12]}`"
+        return reason
     for rel, digest in entry["inputs"].items():
         if (run_dir / rel).is_file() and sha256(run_dir / rel) != digest:
             return f"its input {rel} differs here (restore into an empty run directory)"
