@@ -149,3 +149,27 @@ def test_a_shard_held_back_for_its_code_names_the_commit_that_ran_it(
     assert restored == [] and all(f"it ran at {head[:12]}" in why for why in skipped.values())
     monkeypatch.setattr(shard_archive.cowboy_core, "__file__", str(tmp_path / "elsewhere/__init__.py"))
     assert shard_archive.checkout_commit(configs) is None
+
+
+def test_a_save_that_snakemake_would_redo_everything_for_saves_nothing_and_says_how_to_save(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    """A run restored from an archive lacks the upstream files the suite's rules take as given:
+    summarised without --allowed-rules, Snakemake plans to redo every finished shard. The save
+    must say so (exit 2, one line), not report 0 shards saved as if none had finished."""
+    run, archive = _run(tmp_path), tmp_path / "archive"
+    redo_all = SUMMARY.replace("ok\tno update", "ok\tupdate pending")
+    monkeypatch.setattr(shard_archive, "snakemake_summary", lambda run_dir, args: redo_all)
+    assert shard_archive.main(["save", str(run), str(archive), "results/robustness.csv"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--allowed-rules" in err and not archive.exists()
+    one_redone = SUMMARY.replace(
+        f"{CHECK}\t-\trobustness_doubled_shard\t-\t{CARD},{SHARD}\t-\tok\tno update",
+        f"{CHECK}\t-\trobustness_doubled_shard\t-\t{CARD},{SHARD}\t-\tok\tupdate pending",
+    )
+    assert one_redone != SUMMARY
+    monkeypatch.setattr(shard_archive, "snakemake_summary", lambda run_dir, args: one_redone)
+    assert shard_archive.main(["save", str(run), str(archive), "results/robustness.csv"]) == 0
+    out = capsys.readouterr().out
+    assert "saved 1 finished shards" in out and "left out 1" in out
+    assert list(shard_archive.read_manifest(archive)["shards"]) == [SHARD]

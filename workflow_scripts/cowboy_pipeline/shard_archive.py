@@ -14,7 +14,8 @@ whose files it ran (where one holds them), so that a suite can go on from a chec
 commit while main changes the code.
 
     cd CHECKOUT && PYTHONPATH=workflow_scripts python -m cowboy_pipeline.shard_archive \\
-        save RUN_DIR ARCHIVE results/robustness.csv --configfile config/reproduce-mnist.yaml
+        save RUN_DIR ARCHIVE results/robustness.csv --configfile config/reproduce-mnist.yaml \\
+        [--allowed-rules SUITE_RULES, as a restored run resumed]
     ... restore RUN_DIR ARCHIVE
 """
 
@@ -144,16 +145,27 @@ def _listed(field: str) -> list[str]:
     return [path for path in field.split(",") if path and path != "-"]
 
 
+def _suite_rows(summary_tsv: str) -> Iterable[dict[str, str]]:
+    """The summary's rows for the suite's outputs that exist in the run directory."""
+    for row in csv.DictReader(io.StringIO(summary_tsv), delimiter="\t"):
+        if row.get("output_file", "").startswith(SHARD_DIR) and row.get("status") == "ok":
+            yield row
+
+
+def redone_outputs(summary_tsv: str) -> list[str]:
+    """The suite's outputs that exist but that Snakemake, run as the summary was, would redo:
+    in a run restored from an archive, every one, unless the summary too takes the upstream
+    files as given (--allowed-rules, as the run resumed)."""
+    return [row["output_file"] for row in _suite_rows(summary_tsv) if row.get("plan") != "no update"]
+
+
 def finished_shards(summary_tsv: str) -> list[dict[str, Any]]:
     """The suite's outputs (shards, runs, chaos checks) that Snakemake's --detailed-summary
     calls done and current, each with its logs and inputs."""
-    rows = csv.DictReader(io.StringIO(summary_tsv), delimiter="\t")
     shards = []
-    for row in rows:
-        output = row.get("output_file", "")
-        if not output.startswith(SHARD_DIR):
-            continue
-        if row.get("status") != "ok" or row.get("plan") != "no update":
+    for row in _suite_rows(summary_tsv):
+        output = row["output_file"]
+        if row.get("plan") != "no update":
             continue
         logs, inputs = _listed(row.get("log-file(s)", "")), _listed(row.get("input-file(s)", ""))
         shards.append({"output": output, "logs": logs, "inputs": inputs})
@@ -300,6 +312,24 @@ def restore(run_dir: Path, archive: Path) -> tuple[list[str], dict[str, str]]:
     return restored, skipped
 
 
+def save_command(args: argparse.Namespace) -> None:
+    """`save`: the run's finished shards, as Snakemake run with ``args.snakemake_args`` sees
+    them, into the archive, with the files ``--also`` and ``--input`` name."""
+    summary = snakemake_summary(args.run_dir.resolve(), args.snakemake_args)
+    shards, redone = finished_shards(summary), redone_outputs(summary)
+    if redone and not shards:  # a restored run saved without its --allowed-rules, say
+        raise ArchiveError(
+            f"Snakemake would redo all {len(redone)} finished suite outputs here ({redone[0]} ...), "
+            "so none was saved: save with the arguments the run resumed with, --allowed-rules included"
+        )
+    held = save(args.run_dir, args.archive, shards, args.input, run_configs(args.snakemake_args))
+    for rel in args.also:  # how the card they attack was chosen, say
+        _copy(args.run_dir / rel, args.archive / "provenance" / rel, sha256(args.run_dir / rel))
+    print(f"saved {len(shards)} finished shards; the archive holds {held}")
+    if redone:
+        print(f"left out {len(redone)} that Snakemake would redo here (their upstream changed)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["save", "restore"])
@@ -318,11 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif not args.run_dir.is_dir():
             raise ArchiveError(f"{args.run_dir}: no such run directory")
         if args.action == "save":
-            shards = finished_shards(snakemake_summary(args.run_dir.resolve(), args.snakemake_args))
-            held = save(args.run_dir, args.archive, shards, args.input, run_configs(args.snakemake_args))
-            for rel in args.also:  # how the card they attack was chosen, say
-                _copy(args.run_dir / rel, args.archive / "provenance" / rel, sha256(args.run_dir / rel))
-            print(f"saved {len(shards)} finished shards; the archive holds {held}")
+            save_command(args)
         else:
             restored, skipped = restore(args.run_dir, args.archive)
             print(f"restored {len(restored)} suite outputs; {len(skipped)} stay behind and rerun")
