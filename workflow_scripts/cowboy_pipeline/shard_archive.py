@@ -327,7 +327,7 @@ def save_command(args: argparse.Namespace) -> None:
         _copy(args.run_dir / rel, args.archive / "provenance" / rel, sha256(args.run_dir / rel))
     print(f"saved {len(shards)} finished shards; the archive holds {held}")
     if redone:
-        print(f"left out {len(redone)} that Snakemake would redo here (their upstream changed)")
+        print(f"left out {len(redone)} that Snakemake would redo here")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
