@@ -63,7 +63,9 @@ timed() {  # timed NAME CMD...: run CMD, its log in logs/NAME.log, its exit code
 }
 
 echo "== 1/3 CUDA tests"
-timed tests timeout 180 python -m pytest -m cuda -q -p no:cacheprovider --junitxml="$OUT/logs/tests.xml" tests/test_cuda.py
+# In one process (-o addopts: not pyproject's pytest-xdist workers): one GPU, and the bundle
+# carries no pytest-xdist.
+timed tests timeout 180 python -m pytest -o addopts=-ra -m cuda -q -p no:cacheprovider --junitxml="$OUT/logs/tests.xml" tests/test_cuda.py
 
 echo "== 2/3 the tiny pipeline's GPU job, replayed on $DEVICE"
 JOB=$OUT/job

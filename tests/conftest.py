@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -107,15 +108,53 @@ def tiny_config(workdir: Path, **overrides: object) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny config, run to completion once per session."""
-    workdir = tmp_path_factory.mktemp("tiny")
-    config = tiny_config(workdir)
-    run_snakemake(workdir, "--cores", "2", "--configfile", str(config))
+    """The tiny config, run to completion once per session: under pytest-xdist, once for all
+    the workers. The first worker to ask runs it, holding a lock in the folder the workers
+    share; the others wait on the lock and read the same run."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # each worker's base folder sits in the session's one
+    workdir, built = shared / "tiny_run", shared / "tiny_run.built"
+    with open(shared / "tiny_run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not built.exists():
+            shutil.rmtree(workdir, ignore_errors=True)  # a worker that failed to build it
+            workdir.mkdir()
+            run_snakemake(workdir, "--cores", "2", "--configfile", str(tiny_config(workdir)))
+            built.touch()
     return workdir
 
 
 def copy_tree(src: Path, dst: Path) -> None:
-    shutil.copytree(src, dst, symlinks=True)
+    # Without Snakemake's locks: under pytest-xdist another worker may be running a dry run
+    # or a report in the shared tiny run while this one copies it.
+    shutil.copytree(src, dst, symlinks=True, ignore=shutil.ignore_patterns("locks"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order the files for pytest-xdist, which hands them to its workers in this order, a whole
+    file each (``--dist loadfile``, so that a module's fixtures are built once): first the first
+    file that reads the tiny run, so that a worker builds it while the other takes the slow
+    files with pipelines of their own, then the tiny run's other readers, then the fast files.
+    In one process the order changes nothing but the time."""
+
+    def reads_tiny_run(item: pytest.Item) -> bool:
+        return "tiny_run" in getattr(item, "fixturenames", ())
+
+    files: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::")[0], []).append(item)
+    first_reader = next((name for name, tests in files.items() if any(map(reads_tiny_run, tests))), None)
+
+    def rank(name: str) -> int:
+        tests = files[name]
+        if name == first_reader:
+            return 0
+        if any(map(reads_tiny_run, tests)):
+            return 2
+        return 1 if any(test.get_closest_marker("slow") for test in tests) else 3
+
+    items[:] = [item for name in sorted(files, key=rank) for item in files[name]]
 
 
 def job_counts(dry_run_stdout: str) -> dict[str, int]:
