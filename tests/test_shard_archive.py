@@ -72,6 +72,25 @@ def test_a_run_with_other_bits_or_other_code_restores_nothing(
     assert restored == [] and all("code changed" in why for why in skipped.values())
 
 
+def test_saving_a_restored_run_again_keeps_what_each_entry_recorded(tmp_path: Path):
+    """A restored shard has no Snakemake metadata in its new run, so the summary there lists
+    neither its logs nor its inputs; saved again, its entry kept neither (2026-12-08's first
+    save). The archive's own copy is left as it was; a shard that changed is saved anew."""
+    run, archive, resumed = _run(tmp_path), tmp_path / "archive", tmp_path / "resumed"
+    shard_archive.save(run, archive, shard_archive.finished_shards(SUMMARY))
+    before = shard_archive.read_manifest(archive)["shards"]
+    shard_archive.restore(resumed, archive)
+    bare = SUMMARY.replace("\tresults/logs/a.log\t", "\t-\t").replace(f"\t{CARD},{SHARD}\t", "\t-\t")
+    bare = bare.replace(f"robustness_shard\t-\t{CARD}\t-\tok", "robustness_shard\t-\t-\t-\tok")
+    assert all(s["logs"] == [] and s["inputs"] == [] for s in shard_archive.finished_shards(bare))
+    shard_archive.save(resumed, archive, shard_archive.finished_shards(bare))
+    assert shard_archive.read_manifest(archive)["shards"] == before
+    (resumed / SHARD).write_text("a shard rerun here")
+    shard_archive.save(resumed, archive, shard_archive.finished_shards(bare))
+    assert shard_archive.read_manifest(archive)["shards"][SHARD]["inputs"] == {}
+    assert (archive / SHARD).read_text() == "a shard rerun here"
+
+
 @pytest.mark.parametrize("damage", ["archived shard", "manifest"])
 def test_a_tampered_archive_exits_2_with_one_line(
     tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]
@@ -94,6 +113,7 @@ def _checkout(tmp_path: Path) -> Path:
         "config/other.yaml": "robustness: {size: 500}\n",
         "rules/adaptive.smk": "rule robustness_shard:\n",
         "workflow_scripts/robustness.py": "pass\n",
+        "workflow_scripts/cowboy_pipeline/shard_archive.py": "pass\n",
     }.items():
         (checkout / rel).parent.mkdir(parents=True, exist_ok=True)
         (checkout / rel).write_text(text)
@@ -142,6 +162,8 @@ def test_a_shard_held_back_for_its_code_names_the_commit_that_ran_it(
     assert shard_archive.checkout_commit(configs) == head
     (checkout / "config/other.yaml").write_text("robustness: {size: 50}\n")  # not the run's
     assert shard_archive.checkout_commit(configs) == head
+    (checkout / "workflow_scripts/cowboy_pipeline/shard_archive.py").write_text("pass  # fixed\n")
+    assert shard_archive.checkout_commit(configs) == head  # the archive's own code: not fingerprinted
     shard_archive.save(_run(tmp_path), archive, shard_archive.finished_shards(SUMMARY), (), configs)
     (checkout / "workflow_scripts/robustness.py").write_text("pass  # changed\n")
     assert shard_archive.checkout_commit(configs) is None  # edited, not committed
@@ -171,5 +193,5 @@ def test_a_save_that_snakemake_would_redo_everything_for_saves_nothing_and_says_
     monkeypatch.setattr(shard_archive, "snakemake_summary", lambda run_dir, args: one_redone)
     assert shard_archive.main(["save", str(run), str(archive), "results/robustness.csv"]) == 0
     out = capsys.readouterr().out
-    assert "saved 1 finished shards" in out and "left out 1" in out
+    assert "finished here: 1 " in out and "left out 1" in out
     assert list(shard_archive.read_manifest(archive)["shards"]) == [SHARD]

@@ -129,7 +129,11 @@ def checkout_commit(configs: Sequence[str] = ()) -> str | None:
         )
 
     head = git("rev-parse", "--verify", "HEAD")
-    edited = git("status", "--porcelain", "--", "cowboy_core", *CODE, *configs)
+    # This file is left out, as from the fingerprint: a fix to the archive records the commit
+    # whose code the shards ran.
+    here = Path(__file__).resolve()
+    itself = f":(exclude){here.relative_to(here.parents[2]).as_posix()}"
+    edited = git("status", "--porcelain", "--", "cowboy_core", *CODE, *configs, itself)
     if head.returncode != 0 or edited.returncode != 0 or edited.stdout.strip():
         return None
     return head.stdout.strip()
@@ -220,6 +224,8 @@ def save(
     manifest["inputs"] = manifest.get("inputs", {}) | given_digests
     code, commit = code_fingerprint(configs), checkout_commit(configs)
     for shard in shards:
+        if _restored_unchanged(manifest, run_dir, shard["output"]):
+            continue
         carried = [shard["output"], *shard["logs"], benchmark_of(shard["output"])]
         files = {rel: sha256(run_dir / rel) for rel in carried if (run_dir / rel).is_file()}
         inputs = {rel: sha256(run_dir / rel) for rel in shard["inputs"]}
@@ -234,6 +240,14 @@ def save(
         manifest["shards"][shard["output"]] = entry
     write_text(archive / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return len(manifest["shards"])
+
+
+def _restored_unchanged(manifest: dict[str, Any], run_dir: Path, output: str) -> bool:
+    """Whether the run's shard is the archive's own copy. A restored shard has no Snakemake
+    metadata in the run, so the summary lists neither its logs nor its inputs: saved again,
+    its entry would lose both, and restore could no longer check what it read."""
+    previous = manifest["shards"].get(output)
+    return previous is not None and previous["files"].get(output) == sha256(run_dir / output)
 
 
 def read_manifest(archive: Path) -> dict[str, Any]:
@@ -325,7 +339,7 @@ def save_command(args: argparse.Namespace) -> None:
     held = save(args.run_dir, args.archive, shards, args.input, run_configs(args.snakemake_args))
     for rel in args.also:  # how the card they attack was chosen, say
         _copy(args.run_dir / rel, args.archive / "provenance" / rel, sha256(args.run_dir / rel))
-    print(f"saved {len(shards)} finished shards; the archive holds {held}")
+    print(f"finished here: {len(shards)} (the archive's own copies among them kept); it holds {held}")
     if redone:
         print(f"left out {len(redone)} that Snakemake would redo here")
 
